@@ -7,7 +7,8 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidcls", description=__doc__)
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Each area registers its own subcommands (kept next to the code they call).
     return parser
 
 
