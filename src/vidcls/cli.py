@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Each area registers its own subcommands (kept next to the code they call).
     add_info_parser(sub)
+    from vidcls.data.commands import register as register_data
+
+    register_data(sub)  # synth, data check, data info
+    import vidcls.engine.commands
+
+    vidcls.engine.commands.register(sub)  # train, eval, predict, demo
     return parser
 
 

@@ -1,0 +1,85 @@
+"""Config -> datasets: the only place the engine talks to ``vidcls.data``.
+
+Order matters: the class list comes from the annotations (the model needs ``num_classes``),
+while crop size and normalisation default to the *model's* preprocessing. So the engine reads
+records first, builds the model, then builds the datasets with ``dataset_preprocessing``.
+"""
+from __future__ import annotations
+
+from vidcls.data.datasets import VideoClipDataset, build_records, collate_clips
+from vidcls.data.transforms import build_test_transform, build_train_transform
+from vidcls.engine.config import Config, ConfigError
+
+collate = collate_clips
+
+
+def split_ann(cfg: Config, split: str) -> str | None:
+    d = cfg.data
+    if split == "train":
+        return d.train_ann
+    if split == "test":
+        return d.test_ann or d.val_ann
+    return d.val_ann
+
+
+def read_split(cfg: Config, split: str):
+    """``(records, classes)`` of one split (``train`` / ``val`` / ``test``)."""
+    d = cfg.data
+    ann = split_ann(cfg, split)
+    # "test" falls back to the validation annotations when none are given
+    split_name = "val" if split == "test" and not d.test_ann else split
+    try:
+        return build_records(d.format, root=d.root, ann_file=ann, split=split_name,
+                             **d.format_options)
+    except FileNotFoundError as err:
+        key = {"train": "data.train_ann", "val": "data.val_ann"}.get(split, "data.test_ann")
+        raise ConfigError(f"{err} (check data.root={d.root!r} and {key})") from None
+
+
+def dataset_preprocessing(cfg: Config, model_prep: dict) -> dict:
+    """The model's preprocessing, overridden by what the config sets, plus sampling info."""
+    d = cfg.data
+    prep = dict(model_prep or {})
+    for key in ("mean", "std", "input_size", "resize"):
+        if getattr(d, key) is not None:
+            prep[key] = getattr(d, key)
+    prep["mean"] = [float(v) for v in prep["mean"]]
+    prep["std"] = [float(v) for v in prep["std"]]
+    if prep["resize"] < prep["input_size"]:
+        raise ConfigError(f"config keys data.resize={prep['resize']} < data.input_size="
+                          f"{prep['input_size']}: the short side must be at least the crop size")
+    prep.update(num_frames=d.num_frames, sampling=d.sampling,
+                clip_len=d.clip_len or d.num_frames, frame_interval=d.frame_interval)
+    return prep
+
+
+def _reader_kwargs(cfg: Config) -> dict:
+    d = cfg.data
+    return dict(filename_tmpl=d.filename_tmpl, start_index=d.start_index)
+
+
+def build_train_dataset(cfg: Config, records, classes, prep: dict) -> VideoClipDataset:
+    d = cfg.data
+    options = {}
+    if d.crop == "multiscale":
+        options["scales"] = tuple(d.scales)
+    if d.crop == "resize_crop":
+        options["short_side"] = tuple(d.short_side)
+    flip_map = {int(k): int(v) for k, v in (d.flip_label_map or {}).items()}
+    transform = build_train_transform(d.crop, size=prep["input_size"], resize=prep["resize"],
+                                      flip=d.flip, flip_label_map=flip_map or None, **options)
+    return VideoClipDataset(records, classes, num_frames=d.num_frames, sampling=d.sampling,
+                            clip_len=d.clip_len, frame_interval=d.frame_interval, train=True,
+                            transform=transform, seed=cfg.seed, **_reader_kwargs(cfg))
+
+
+def build_eval_dataset(cfg: Config, records, classes, prep: dict, *, num_clips: int = 1,
+                       num_crops: int = 1, twice: bool = False) -> VideoClipDataset:
+    """Deterministic test views: ``num_clips`` clips (2 with ``twice``) x ``num_crops`` crops."""
+    transform = build_test_transform(size=prep["input_size"], resize=prep["resize"],
+                                     num_crops=num_crops)
+    return VideoClipDataset(records, classes, num_frames=prep["num_frames"],
+                            sampling=prep["sampling"], clip_len=prep.get("clip_len"),
+                            frame_interval=prep.get("frame_interval", 1), train=False,
+                            transform=transform, num_clips=num_clips, twice=twice,
+                            seed=cfg.seed, **_reader_kwargs(cfg))

@@ -1,0 +1,678 @@
+"""The training loop: one process or many (``torchrun``), resumable bit for bit.
+
+``fit(config)`` builds everything from the config, trains, validates every ``eval_every``
+epochs and keeps two checkpoints in ``OUTPUT_DIR/checkpoints``: ``last`` (weights + full
+training state, rewritten every epoch) and ``best`` (weights only, by ``eval.best_metric``).
+
+What makes resuming exact: the sample order depends only on ``(seed, epoch)``
+(``ShardedSampler``), the learning rate only on the optimizer step count (``LRSchedule``), and
+the checkpoint stores optimizer, scheduler, grad-scaler and RNG states. Restoring them after
+the model is built reproduces the uninterrupted run's state at the epoch boundary.
+
+Stopping: SIGTERM / SIGINT set a flag that every process sees (all-reduced each step); the loop
+finishes the current optimizer step, writes ``last`` with the position inside the epoch and
+returns. A loss that becomes NaN/inf stops the run with ``TrainingDiverged`` without writing a
+checkpoint, so ``last`` stays the last good state.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from vidcls.engine import checkpoint as ckpt
+from vidcls.engine.config import Config, ConfigError, resolve_accumulation, save_config
+from vidcls.engine.distributed import (DistInfo, ShardedSampler, all_gather_cat, all_reduce_sum,
+                                       barrier, cleanup_distributed, init_distributed)
+from vidcls.engine.metrics import classification_metrics, multilabel_metrics
+from vidcls.engine.optim import (build_optimizer, build_scheduler, classification_loss,
+                                 effective_lr, freeze_partial_bn, set_partial_bn_eval, unwrap)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    output_dir: Path
+    epochs_done: int
+    best_metric: float | None
+    history: list[dict] = field(default_factory=list)
+    stopped_by: str | None = None  # "SIGTERM" / "SIGINT" when interrupted
+    last_checkpoint: Path | None = None
+    best_checkpoint: Path | None = None
+
+
+# --------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    if spec == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"config key device: {spec!r} requested but CUDA is not available "
+                          f"(set device=cpu or device=auto)")
+    if spec == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(spec)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def autocast_context(device: torch.device, precision: str):
+    """bf16 autocast on CPU/CUDA, fp16 on CUDA only; fp32 = no autocast."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("config key train.precision: fp16 needs a CUDA device; "
+                          "use bf16 on CPU (train.precision=bf16)")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def normalize_clip(clip: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(..., 3, H, W)`` -> float, scaled to [0, 1] and normalised per channel.
+
+    Done on the device after the uint8 batch arrives: 4x less host->device traffic than floats.
+    """
+    x = clip.float().div_(255.0)
+    shape = (3, 1, 1)
+    return x.sub_(mean.view(shape)).div_(std.view(shape))
+
+
+def forward_views(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Scores for a batch with or without a views axis.
+
+    ``x`` is ``(B, T, 3, H, W)`` -> logits ``(B, K)``, or ``(B, V, T, 3, H, W)`` (multi-clip x
+    multi-crop testing) -> softmax probabilities averaged over the ``V`` views ``(B, K)``.
+    """
+    if x.dim() == 5:
+        return model(x)
+    b, v = x.shape[:2]
+    logits = model(x.flatten(0, 1))  # (B*V, K)
+    return logits.float().softmax(dim=-1).view(b, v, -1).mean(dim=1)  # (B, K)
+
+
+class MetricsLogger:
+    """JSON-lines metrics log + optional TensorBoard scalars (rank 0 only)."""
+
+    def __init__(self, run_dir: Path, *, enabled: bool, tensorboard: bool):
+        self.enabled = enabled
+        self.tb = None
+        if not enabled:
+            return
+        self.path = run_dir / "metrics.jsonl"
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+            except ImportError:
+                print("vidcls: tensorboard is not installed; writing metrics.jsonl only",
+                      file=sys.stderr)
+
+    def log(self, record: dict, step: int) -> None:
+        if not self.enabled:
+            return
+        record = {"time": round(time.time(), 3), "step": step, **record}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            kind = record.get("kind", "train")
+            for k, v in record.items():
+                if k not in ("time", "step", "epoch", "kind") and isinstance(v, (int, float)):
+                    self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+class _StopFlag:
+    """SIGTERM / SIGINT -> remember the signal; a second Ctrl-C interrupts immediately."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGTERM, signal.SIGINT):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\nvidcls: got {signal.Signals(signum).name}; finishing this step and saving a "
+              f"checkpoint (Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+    @property
+    def name(self) -> str | None:
+        return signal.Signals(self.signum).name if self.signum else None
+
+
+def _progress(*, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, dynamic_ncols=True, leave=False, file=sys.stderr,
+                mininterval=0.5, unit="step")
+
+
+# --------------------------------------------------------------------------------------
+# Inference over a loader (validation, eval)
+# --------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def run_inference(model: nn.Module, loader: DataLoader, *, device: torch.device,
+                  mean: torch.Tensor, std: torch.Tensor, precision: str = "fp32",
+                  dist_info: DistInfo | None = None, progress: bool = False,
+                  desc: str = "eval") -> dict:
+    """Scores of every video in ``loader.dataset``, gathered from all processes.
+
+    Returns ``{"index": (N,), "scores": (N, K), "labels": (N,) or (N, K), "logits_are_probs":
+    bool, "bad": [...]}`` ordered by dataset index, each video once (sampler padding removed).
+    """
+    dist_info = dist_info or DistInfo()
+    model.eval()
+    idx_parts, score_parts, label_parts, bad = [], [], [], []
+    multi_view = False
+    bar = _progress(total=len(loader), desc=desc, enabled=progress and dist_info.is_main)
+    for batch in loader:
+        clip = batch["clip"].to(device, non_blocking=True)
+        multi_view = clip.dim() == 6
+        x = normalize_clip(clip, mean, std)
+        with autocast_context(device, precision):
+            scores = forward_views(model, x)
+        score_parts.append(scores.float().cpu())
+        idx_parts.append(torch.as_tensor(batch["index"]).long())
+        label_parts.append(torch.as_tensor(batch["label"]))
+        bad.extend(batch.get("bad") or [])
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    index = torch.cat(idx_parts)
+    scores = torch.cat(score_parts)
+    labels = torch.cat(label_parts)
+    if dist_info.enabled:
+        index = all_gather_cat(index, dist_info)
+        scores = all_gather_cat(scores, dist_info)
+        labels = all_gather_cat(labels, dist_info)
+        bad = _gather_strings(bad, dist_info)
+    order = torch.argsort(index, stable=True)
+    index, scores, labels = index[order], scores[order], labels[order]
+    keep = torch.ones(len(index), dtype=torch.bool)
+    keep[1:] = index[1:] != index[:-1]  # drop the sampler's wrap-around padding
+    return {"index": index[keep], "scores": scores[keep], "labels": labels[keep],
+            "probs": multi_view, "bad": sorted(set(bad))}
+
+
+def _gather_strings(items: list[str], info: DistInfo) -> list[str]:
+    import torch.distributed as dist
+
+    out: list[list[str]] = [None] * info.world_size  # type: ignore[list-item]
+    dist.all_gather_object(out, items)
+    return [s for part in out for s in part]
+
+
+def score_inference(result: dict, num_classes: int) -> dict:
+    """Metrics (and loss) for ``run_inference``'s output."""
+    scores, labels = result["scores"], result["labels"]
+    if labels.is_floating_point() and labels.dim() == 2:
+        return multilabel_metrics(scores, labels)
+    metrics = classification_metrics(scores, labels, num_classes)
+    if result["probs"]:
+        loss = nn.functional.nll_loss(scores.clamp_min(1e-12).log(), labels)
+    else:
+        loss = nn.functional.cross_entropy(scores, labels)
+    metrics["loss"] = loss.item()
+    return metrics
+
+
+# --------------------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------------------
+
+class Trainer:
+    """Owns model, optimizer, data loaders and run directory for one ``fit``."""
+
+    def __init__(self, cfg: Config, *, progress: bool = True, datasets=None, model=None):
+        self.cfg = cfg
+        self.progress = progress
+        self.device_probe = resolve_device(cfg.device)
+        self.dist = init_distributed(self.device_probe.type)
+        self.device = resolve_device(cfg.device, self.dist.local_rank)
+        self.out = Path(cfg.output_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        seed_everything(cfg.seed)  # same initial weights on every process
+
+        d = cfg.data
+        if datasets is None:
+            from vidcls.engine import data as vdata
+
+            train_records, self.classes = vdata.read_split(cfg, "train")
+            val_records, val_classes = vdata.read_split(cfg, "val")
+            if len(val_classes) != len(self.classes):
+                raise ConfigError(f"validation annotations have {len(val_classes)} classes, "
+                                  f"training {len(self.classes)}; they must share one class list")
+        else:
+            self.train_set, self.val_set, self.classes = datasets
+        self.num_classes = len(self.classes)
+        self.model = model if model is not None else self._build_model()
+        from vidcls.engine.data import dataset_preprocessing
+
+        self.preprocessing = dataset_preprocessing(cfg, getattr(self.model, "preprocessing", {}))
+        if datasets is None:
+            self.train_set = vdata.build_train_dataset(cfg, train_records, self.classes,
+                                                       self.preprocessing)
+            self.val_set = vdata.build_eval_dataset(cfg, val_records, self.classes,
+                                                    self.preprocessing)
+        prep = self.preprocessing
+        self.mean = torch.tensor(prep["mean"], dtype=torch.float32, device=self.device)
+        self.std = torch.tensor(prep["std"], dtype=torch.float32, device=self.device)
+
+        t = cfg.train
+        self.accum = resolve_accumulation(t, d.batch_size, self.dist.world_size)
+        self.global_batch = d.batch_size * self.dist.world_size * self.accum
+        self.lr = effective_lr(t, self.global_batch)
+
+        if t.partial_bn:
+            freeze_partial_bn(self.model)
+        if t.sync_bn and self.device.type != "cuda":
+            raise ConfigError("config key train.sync_bn: SyncBatchNorm needs CUDA devices; "
+                              "set train.sync_bn=false on CPU (or use train.partial_bn)")
+        if t.sync_bn and self.dist.enabled:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.model.to(self.device)
+        if t.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.train_model = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+        self.train_sampler = ShardedSampler(len(self.train_set), num_replicas=self.dist.world_size,
+                                            rank=self.dist.rank, shuffle=True, seed=cfg.seed)
+        self.val_sampler = ShardedSampler(len(self.val_set), num_replicas=self.dist.world_size,
+                                          rank=self.dist.rank, shuffle=False)
+        batches = -(-len(self.train_sampler) // d.batch_size)
+        self.steps_per_epoch = batches // self.accum
+        if t.max_steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, t.max_steps_per_epoch)
+        if self.steps_per_epoch < 1:
+            raise ConfigError(
+                f"training set has {len(self.train_set)} clips, less than one optimizer step of "
+                f"{self.global_batch} clips (batch_size x processes x accumulation); lower "
+                f"data.batch_size or train.global_batch_size")
+        self.optimizer = build_optimizer(self.model, t, self.lr)
+        self.scheduler = build_scheduler(self.optimizer, t, self.steps_per_epoch, self.lr)
+        fp16 = t.precision == "fp16" and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16) if fp16 else None
+        autocast_context(self.device, t.precision)  # validate precision/device early
+
+        self.epoch = 0
+        self.batches_done = 0  # micro-batches finished inside self.epoch (mid-epoch resume)
+        self.global_step = 0
+        self.best: float | None = None
+        self.history: list[dict] = []
+
+    # ---- construction -----------------------------------------------------------------
+    def _build_model(self) -> nn.Module:
+        from vidcls.models import create_model
+
+        m = self.cfg.model
+        options = dict(m.options)
+        if m.pretrained:
+            if not Path(m.pretrained).is_file():
+                raise ConfigError(f"config key model.pretrained: file {m.pretrained!r} not found")
+            options["pretrained"] = m.pretrained
+        return create_model(m.name, num_classes=self.num_classes,
+                            num_frames=self.cfg.data.num_frames, **options)
+
+    def _epoch_seed(self) -> int:
+        """Same on every process: the dataset derives each clip's augmentation from
+        ``(seed, epoch, index, torch.initial_seed())``, so with ``workers=0`` a clip gets the
+        same crop whichever process loads it (N processes == 1 process with the same batch)."""
+        return (self.cfg.seed * 1_000_003 + self.epoch * 7919) % 2**31
+
+    def _loader(self, dataset, sampler, batch_size: int, *, epoch: int = 0) -> DataLoader:
+        from vidcls.engine.data import collate
+
+        workers = self.cfg.data.workers
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch * 101)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                          num_workers=workers, collate_fn=collate,
+                          pin_memory=self.device.type == "cuda", generator=g,
+                          persistent_workers=False, drop_last=False,
+                          prefetch_factor=2 if workers > 0 else None)
+
+    # ---- checkpoints ------------------------------------------------------------------
+    def _meta(self, metrics: dict | None) -> dict:
+        return ckpt.build_meta(self.model, classes=self.classes,
+                               preprocessing=self.preprocessing, epoch=self.epoch,
+                               batches_done=self.batches_done, global_step=self.global_step,
+                               metrics=metrics or {}, config=self.cfg.to_dict())
+
+    def save(self, metrics: dict | None = None, *, best: bool = False) -> None:
+        """Write ``last`` (and ``best``) on rank 0; every process waits for it."""
+        if self.dist.is_main:
+            progress = {"epoch": self.epoch, "batches_done": self.batches_done,
+                        "global_step": self.global_step, "best": self.best,
+                        "history": self.history, "world_size": self.dist.world_size}
+            state = ckpt.pack_train_state(optimizer=self.optimizer, scheduler=self.scheduler,
+                                          scaler=self.scaler, progress=progress)
+            meta = self._meta(metrics)
+            ckpt.save_model_checkpoint(self.ckpt_dir / "last", self.model, meta,
+                                       train_state=state)
+            if best:
+                ckpt.save_model_checkpoint(self.ckpt_dir / "best", self.model, meta)
+        barrier(self.dist)
+
+    def resume(self, path: str | Path) -> None:
+        tensors, obj = ckpt.read_train_state(path)
+        state = ckpt.read_meta(path)
+        from safetensors.torch import load_file
+
+        weights = load_file(str(ckpt.resolve_checkpoint_dir(path) / ckpt.MODEL_FILE))
+        self.model.load_state_dict({k: v.to(self.device) for k, v in weights.items()})
+        prog = ckpt.restore_train_state(tensors, obj, optimizer=self.optimizer,
+                                        scheduler=self.scheduler, scaler=self.scaler)
+        if prog.get("world_size", self.dist.world_size) != self.dist.world_size:
+            print(f"vidcls: resuming a {prog['world_size']}-process run with "
+                  f"{self.dist.world_size} processes: the data order changes", file=sys.stderr)
+        self.epoch = int(prog["epoch"])
+        self.batches_done = int(prog.get("batches_done", 0))
+        self.global_step = int(prog.get("global_step", 0))
+        self.best = prog.get("best")
+        self.history = list(prog.get("history", []))
+        del state
+
+    # ---- one epoch --------------------------------------------------------------------
+    def train_epoch(self, logger: MetricsLogger, stop: _StopFlag) -> dict:
+        cfg, t = self.cfg, self.cfg.train
+        model = self.train_model
+        model.train()
+        if t.partial_bn:
+            set_partial_bn_eval(self.model)
+        bs = cfg.data.batch_size
+        skip = self.batches_done
+        if skip == 0:
+            # Randomness of an epoch (augmentation, dropout) depends only on (seed, epoch):
+            # resuming at an epoch boundary replays it exactly. A mid-epoch
+            # resume instead continues from the RNG state stored in the checkpoint.
+            seed_everything(self._epoch_seed())
+        self.train_sampler.set_epoch(self.epoch, skip=skip * bs)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(self.epoch)
+        loader = self._loader(self.train_set, self.train_sampler, bs, epoch=self.epoch)
+        steps_left = self.steps_per_epoch - skip // self.accum
+        bar = _progress(total=self.steps_per_epoch,
+                        desc=f"epoch {self.epoch + 1}/{t.epochs}",
+                        enabled=self.progress and self.dist.is_main)
+        if bar is not None:
+            bar.update(skip // self.accum)
+        sums = torch.zeros(3, dtype=torch.float64)  # loss*n, correct, n (this process)
+        window = torch.zeros(3, dtype=torch.float64)
+        window_start = time.perf_counter()
+        bad: list[str] = []
+        micro = 0
+        steps = 0
+        self.optimizer.zero_grad(set_to_none=True)
+        it = iter(loader)
+        while steps < steps_left:
+            try:
+                batch = next(it)
+            except StopIteration:
+                break
+            except Exception:
+                if stop.signum is not None:  # workers died with the signal
+                    break
+                raise
+            bad.extend(batch.get("bad") or [])
+            clip = batch["clip"].to(self.device, non_blocking=True)
+            target = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
+            x = normalize_clip(clip, self.mean, self.std)
+            last_micro = micro + 1 == self.accum
+            sync = contextlib.nullcontext() if (last_micro or not self.dist.enabled) \
+                else model.no_sync()
+            with sync:
+                with autocast_context(self.device, t.precision):
+                    logits = model(x)
+                loss = classification_loss(logits, target, t.label_smoothing)
+                scaled = loss / self.accum
+                if self.scaler is not None:
+                    self.scaler.scale(scaled).backward()
+                else:
+                    scaled.backward()
+            n = clip.shape[0]
+            with torch.no_grad():
+                correct = ((logits.argmax(1) == target).sum().item()
+                           if not target.is_floating_point() else 0.0)
+            stats = torch.tensor([loss.item() * n, correct, n], dtype=torch.float64)
+            window += stats
+            micro += 1
+            if not last_micro:
+                continue
+            micro = 0
+            grad_norm = self._optimizer_step()
+            steps += 1
+            self.global_step += 1
+            self.batches_done += self.accum
+            # One small all-reduce per step: the loss for logging, "diverged" and "stop" flags,
+            # so every process takes the same decision at the same step.
+            flags = torch.tensor([window[0], window[1], window[2],
+                                  float(not math.isfinite(window[0])),
+                                  float(stop.signum is not None)], dtype=torch.float64)
+            all_reduce_sum(flags, self.dist)
+            sums += flags[:3]
+            if flags[3] > 0:
+                raise TrainingDiverged(
+                    f"loss became {'nan' if math.isnan(window[0]) else 'inf'} at epoch "
+                    f"{self.epoch + 1}, step {self.global_step} (lr {self.scheduler.get_last_lr()[0]:.3g}); "
+                    f"stopped without saving, the last good checkpoint is kept in "
+                    f"{self.ckpt_dir / 'last'}. Lower train.lr, set train.clip_grad_norm or use "
+                    f"train.precision=fp32")
+            elapsed = time.perf_counter() - window_start
+            clips_per_s = flags[2].item() / max(elapsed, 1e-9)
+            loss_avg = (flags[0] / flags[2]).item()
+            lr = self.scheduler.get_last_lr()[0]
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss_avg:.4f}", lr=f"{lr:.3g}",
+                                clips_s=f"{clips_per_s:.1f}", refresh=False)
+                bar.update(1)
+            if self.global_step % t.log_every == 0:
+                rec = {"kind": "train", "epoch": self.epoch, "loss": loss_avg, "lr": lr,
+                       "clips_per_s": clips_per_s}
+                if grad_norm is not None:
+                    rec["grad_norm"] = grad_norm
+                logger.log(rec, self.global_step)
+            window.zero_()
+            window_start = time.perf_counter()
+            if flags[4] > 0:
+                stop.signum = stop.signum or signal.SIGTERM
+                break
+        if bar is not None:
+            bar.close()
+        del it, loader
+        if self.dist.enabled:
+            bad = _gather_strings(bad, self.dist)
+        n = max(sums[2].item(), 1)
+        return {"train_loss": sums[0].item() / n, "train_top1": 100.0 * sums[1].item() / n,
+                "bad": sorted(set(bad))}
+
+    def _optimizer_step(self) -> float | None:
+        t = self.cfg.train
+        grad_norm = None
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if t.clip_grad_norm:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            grad_norm = float(nn.utils.clip_grad_norm_(params, t.clip_grad_norm))
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return grad_norm
+
+    def validate(self) -> dict:
+        cfg = self.cfg
+        bs = cfg.eval.batch_size or cfg.data.batch_size
+        loader = self._loader(self.val_set, self.val_sampler, bs)
+        result = run_inference(self.model, loader, device=self.device, mean=self.mean,
+                               std=self.std, precision=cfg.train.precision,
+                               dist_info=self.dist, progress=self.progress, desc="validate")
+        metrics = score_inference(result, self.num_classes)
+        metrics.pop("confusion_matrix", None)
+        metrics.pop("per_class_acc", None)
+        metrics["bad"] = result["bad"]
+        return metrics
+
+    # ---- the whole run ----------------------------------------------------------------
+    def fit(self, resume: str | Path | bool | None = None) -> FitResult:
+        cfg, t = self.cfg, self.cfg.train
+        if resume:
+            path = self.ckpt_dir / "last" if resume is True else Path(resume)
+            try:
+                ckpt.resolve_checkpoint_dir(path)
+                found = True
+            except FileNotFoundError:
+                if resume is not True:
+                    raise
+                found = False
+            if found:
+                self.resume(path)
+                if self.dist.is_main:
+                    print(f"vidcls: resumed from {path} at epoch {self.epoch + 1}"
+                          + (f", batch {self.batches_done}" if self.batches_done else ""),
+                          file=sys.stderr)
+            elif self.dist.is_main:
+                print(f"vidcls: nothing to resume in {self.ckpt_dir}; starting fresh",
+                      file=sys.stderr)
+        elif (self.ckpt_dir / "last").exists() and self.dist.is_main:
+            print(f"vidcls: {self.ckpt_dir / 'last'} exists and will be overwritten "
+                  f"(use --resume to continue it)", file=sys.stderr)
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out / "config.yaml")
+        barrier(self.dist)
+        logger = MetricsLogger(self.out, enabled=self.dist.is_main, tensorboard=t.tensorboard)
+        if self.dist.is_main:
+            print(f"vidcls: training {cfg.model.name} on {len(self.train_set)} clips "
+                  f"({self.num_classes} classes), {self.dist.world_size} process(es) on "
+                  f"{self.device}, global batch {self.global_batch} (accumulate {self.accum}), "
+                  f"lr {self.lr:.4g}, {t.epochs} epochs x {self.steps_per_epoch} steps",
+                  file=sys.stderr)
+        stopped = None
+        try:
+            with _StopFlag() as stop:
+                while self.epoch < t.epochs:
+                    start = time.perf_counter()
+                    train_stats = self.train_epoch(logger, stop)
+                    if stop.signum is not None:
+                        stopped = stop.name
+                        self.save()
+                        if self.dist.is_main:
+                            print(f"vidcls: stopped by {stopped} in epoch {self.epoch + 1} after "
+                                  f"{self.batches_done} batches; checkpoint saved to "
+                                  f"{self.ckpt_dir / 'last'} (continue with --resume)",
+                                  file=sys.stderr)
+                        break
+                    self.epoch += 1
+                    self.batches_done = 0
+                    record = {"kind": "epoch", "epoch": self.epoch,
+                              "train_loss": train_stats["train_loss"],
+                              "train_top1": train_stats["train_top1"],
+                              "lr": self.scheduler.get_last_lr()[0],
+                              "epoch_time_s": time.perf_counter() - start}
+                    is_best = False
+                    if self.epoch % t.eval_every == 0 or self.epoch == t.epochs:
+                        val = self.validate()
+                        bad = sorted(set(train_stats["bad"]) | set(val.pop("bad")))
+                        record.update({f"val_{k}": v for k, v in val.items()})
+                        key = cfg.eval.best_metric
+                        value = val.get(key, val.get("mAP"))
+                        better = (value is not None and (self.best is None or (
+                            value < self.best if key == "loss" else value > self.best)))
+                        if better:
+                            self.best, is_best = value, True
+                    else:
+                        bad = train_stats["bad"]
+                    if bad:
+                        record["bad_files"] = len(bad)
+                    self.history.append(record)
+                    logger.log(record, self.global_step)
+                    if self.dist.is_main:
+                        self._print_epoch(record, bad)
+                    self.save({k: v for k, v in record.items() if k.startswith("val_")},
+                              best=is_best)
+        finally:
+            logger.close()
+        best_path = self.ckpt_dir / "best"
+        return FitResult(output_dir=self.out, epochs_done=self.epoch, best_metric=self.best,
+                         history=self.history, stopped_by=stopped,
+                         last_checkpoint=self.ckpt_dir / "last",
+                         best_checkpoint=best_path if best_path.exists() else None)
+
+    def _print_epoch(self, record: dict, bad: list[str]) -> None:
+        parts = [f"epoch {record['epoch']}/{self.cfg.train.epochs}",
+                 f"loss {record['train_loss']:.4f}", f"train top1 {record['train_top1']:.1f}"]
+        if "val_top1" in record:
+            parts += [f"val top1 {record['val_top1']:.1f}", f"top5 {record['val_top5']:.1f}",
+                      f"mean class {record['val_mean_class_acc']:.1f}"]
+        parts.append(f"{record['epoch_time_s']:.1f}s")
+        print("vidcls: " + ", ".join(parts), file=sys.stderr, flush=True)
+        if bad:
+            print(f"vidcls: {len(bad)} unreadable file(s) were replaced by other clips:",
+                  file=sys.stderr)
+            for line in bad[:20]:
+                print(f"  {line}", file=sys.stderr)
+            if len(bad) > 20:
+                print(f"  ... and {len(bad) - 20} more", file=sys.stderr)
+
+
+def fit(cfg: Config, *, resume: str | Path | bool | None = None, progress: bool = True,
+        datasets=None, model: nn.Module | None = None) -> FitResult:
+    """Train as ``cfg`` says. Under ``torchrun`` every process calls this."""
+    trainer = Trainer(cfg, progress=progress, datasets=datasets, model=model)
+    try:
+        return trainer.fit(resume=resume)
+    finally:
+        cleanup_distributed()
+
+
+__all__ = ["fit", "Trainer", "FitResult", "TrainingDiverged", "run_inference",
+           "score_inference", "normalize_clip", "forward_views", "autocast_context",
+           "resolve_device", "MetricsLogger"]

@@ -1,0 +1,411 @@
+"""TimeSformer (Bertasius, Wang, Torresani, ICML 2021): a ViT over frame patches with
+space-time self-attention, with all five attention schemes of the paper.
+
+Structure and parameter names follow the reference code (facebookresearch/TimeSformer,
+``timesformer/models/vit.py``) so its checkpoints and timm image-ViT weights map 1:1:
+``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``time_embed``, ``blocks.{i}.{norm1, attn.qkv,
+attn.proj, temporal_norm1, temporal_attn.*, temporal_fc, norm2, mlp.fc1, mlp.fc2}``, ``norm``,
+``head``. The attention schemes and their exact token neighbourhoods are defined in
+:mod:`vidcls.models.attention`.
+
+Differences from the reference, all deliberate:
+
+* Attention runs through ``scaled_dot_product_attention`` on strided views (no materialised
+  attention matrix where a fused kernel exists, no q/k/v copies), and the token grid is regrouped
+  with one copy per stage instead of the reference's repeat/rearrange chain.
+* A clip whose frame count or size differs from the configured one gets *interpolated*
+  embeddings: spatial ``pos_embed`` bicubically on the 2-D patch grid (cls position kept),
+  ``time_embed`` linearly along time (``align_corners=False``). The reference uses ``nearest``
+  for both (and HF transformers reshapes with the configured sizes, silently mixing tokens up).
+  ``pos_interpolation`` / ``time_interpolation`` select another ``F.interpolate`` mode.
+* ``space`` averages the per-frame tokens over time before the final norm and head, as the
+  reference does (HF transformers returns per-frame logits instead).
+* ``dropout`` (before the head) is applied; the reference defines it but never calls it.
+
+Model contract (shared by all vidcls models): input float ``(B, T, 3, H, W)``, normalised with
+``preprocessing["mean"/"std"]``; output logits ``(B, num_classes)``;
+``forward(x) == forward_head(forward_features(x))``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from vidcls.models.attention import VARIANT_STAGES, Attention, grouped_attention
+
+__all__ = [
+    "TimeSformer", "Block", "ATTENTION_TYPES", "resize_pos_embed", "resize_time_embed",
+    "timesformer_base", "timesformer_hr", "timesformer_large",
+]
+
+ATTENTION_TYPES = tuple(VARIANT_STAGES)
+
+# Kinetics normalisation of the reference configs (DATA.MEAN / DATA.STD).
+MEAN = (0.45, 0.45, 0.45)
+STD = (0.225, 0.225, 0.225)
+
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    v = tuple(int(i) for i in v)
+    if len(v) != 2:
+        raise ValueError(f"expected an int or a pair (height, width), got {v!r}")
+    return v
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: zero the whole residual branch of a random sample (training only)."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Mlp(nn.Module):
+    """Transformer feed-forward: fc1 -> GELU -> fc2 (reference names ``mlp.fc1`` / ``mlp.fc2``)."""
+
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class Block(nn.Module):
+    """One TimeSformer encoder block: the attention stages of ``attention``, then the MLP.
+
+    Every stage before the last is ``x = x + {p}_fc(drop_path({p}_attn({p}_norm1(x))))`` inside
+    the stage's groups (the reference's temporal stage, ``temporal_fc`` zero-initialised so a
+    block starts as its image-ViT self); the last stage is ``attn`` / ``norm1`` with the cls token
+    joining every group; then ``x = x + drop_path(mlp(norm2(x)))`` on all tokens.
+    """
+
+    def __init__(self, dim: int, num_heads: int, *, attention: str = "divided",
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0,
+                 attn_drop: float = 0.0, drop_path: float = 0.0, norm_eps: float = 1e-6):
+        super().__init__()
+        if attention not in VARIANT_STAGES:
+            raise ValueError(f"unknown attention {attention!r}; choose one of {ATTENTION_TYPES}")
+        self.attention = attention
+        pre_stages, self.last_partition = VARIANT_STAGES[attention]
+        self.stages = [(prefix, partition) for prefix, partition in pre_stages]
+
+        def new_attn():
+            return Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
+                             proj_drop=drop)
+
+        # Registration order = the reference's state-dict order.
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = new_attn()
+        for prefix, _ in self.stages:
+            self.add_module(f"{prefix}_norm1", nn.LayerNorm(dim, eps=norm_eps))
+            self.add_module(f"{prefix}_attn", new_attn())
+            self.add_module(f"{prefix}_fc", nn.Linear(dim, dim))
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(round(dim * mlp_ratio)), drop)
+        self._fused: dict[str, tuple] = {}  # inference cache, see fused_proj_fc
+
+    def fused_proj_fc(self, prefix: str) -> tuple[Tensor, Tensor] | None:
+        """``(W, b)`` of ``{prefix}_fc(proj(.))`` as one linear map, for inference.
+
+        In eval mode without autograd nothing sits between a stage's ``attn.proj`` and its
+        ``_fc`` (dropout and drop-path are identities), so the two D x D products collapse
+        into one: ``W = W_fc W_proj``, ``b = W_fc b_proj + b_fc``. That saves one of the ~17
+        D x D token products per block. Cached until any of the four tensors changes (the
+        version counter moves on in-place updates such as ``load_state_dict`` or an optimizer
+        step; ``.to()`` gives new storage). Returns None when training, recording gradients,
+        or tracing/compiling (exported graphs keep the parameters as they are).
+        """
+        if (self.training or torch.is_grad_enabled() or torch.jit.is_tracing()
+                or torch.compiler.is_compiling()):
+            return None
+        proj, fc = getattr(self, f"{prefix}_attn").proj, getattr(self, f"{prefix}_fc")
+        tensors = (proj.weight, proj.bias, fc.weight, fc.bias)
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        cached = self._fused.get(prefix)
+        if cached is None or cached[0] != key:
+            weight = fc.weight @ proj.weight  # (D, D)
+            bias = torch.addmv(fc.bias, fc.weight, proj.bias)  # (D,)
+            cached = self._fused[prefix] = (key, weight, bias)
+        return cached[1], cached[2]
+
+    def forward(self, cls: Tensor, x: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """cls ``(B, 1, D)``, x ``(B, T, N, D)`` with ``N = grid[0] * grid[1]`` -> same shapes."""
+        for prefix, partition in self.stages:
+            dx, _ = grouped_attention(
+                getattr(self, f"{prefix}_attn"), getattr(self, f"{prefix}_norm1"), x, grid,
+                partition, drop_path=self.drop_path, fc=getattr(self, f"{prefix}_fc"),
+                fused_proj_fc=self.fused_proj_fc(prefix))
+            x = x + dx
+        dx, dcls = grouped_attention(self.attn, self.norm1, x, grid, self.last_partition,
+                                     cls=cls, drop_path=self.drop_path)
+        x = x + dx
+        cls = cls + dcls
+        # The MLP is per token: run it once over [cls, patches] so one drop-path mask per sample
+        # covers both, as in the reference's single sequence.
+        B, T, N, D = x.shape
+        tokens = torch.cat([cls, x.reshape(B, T * N, D)], dim=1)  # (B, 1 + T*N, D)
+        tokens = tokens + self.drop_path(self.mlp(self.norm2(tokens)))
+        return tokens[:, :1], tokens[:, 1:].reshape(B, T, N, D)  # views
+
+
+class PatchEmbed(nn.Module):
+    """Per-frame ``P x P`` patches -> ``D``-dim tokens via a stride-``P`` conv (``patch_embed.proj``)."""
+
+    def __init__(self, patch_size: int, in_chans: int, embed_dim: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B*T, C, H, W)`` -> ``(B*T, D, H/P, W/P)``."""
+        return self.proj(x)
+
+
+def resize_pos_embed(pos_embed: Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int],
+                     mode: str = "bicubic") -> Tensor:
+    """Resample a ``(1, 1 + h*w, D)`` position embedding to another patch grid.
+
+    The patch part is interpolated as a 2-D image (``align_corners=False``); the cls position
+    is kept as is.
+    """
+    old_grid, new_grid = tuple(old_grid), tuple(new_grid)
+    if old_grid == new_grid:
+        return pos_embed
+    D = pos_embed.shape[-1]
+    if pos_embed.shape[1] != 1 + old_grid[0] * old_grid[1]:
+        raise ValueError(f"pos_embed has {pos_embed.shape[1]} positions; expected "
+                         f"1 + {old_grid[0]}x{old_grid[1]} for grid {old_grid}")
+    cls_pos, patch_pos = pos_embed[:, :1], pos_embed[:, 1:]
+    patch_pos = patch_pos.reshape(1, *old_grid, D).permute(0, 3, 1, 2)  # (1, D, h, w)
+    kwargs = {} if mode in ("nearest", "area") else {"align_corners": False}
+    patch_pos = F.interpolate(patch_pos.float(), size=new_grid, mode=mode, **kwargs)
+    patch_pos = patch_pos.to(pos_embed.dtype).flatten(2).transpose(1, 2)  # (1, h'*w', D)
+    return torch.cat([cls_pos, patch_pos], dim=1)
+
+
+def resize_time_embed(time_embed: Tensor, num_frames: int, mode: str = "linear") -> Tensor:
+    """Resample a ``(1, T, D)`` time embedding to ``num_frames`` along time
+    (``align_corners=False``: frame ``t`` of the new clip sits at the same relative time)."""
+    if time_embed.shape[1] == num_frames:
+        return time_embed
+    kwargs = {} if mode in ("nearest", "area") else {"align_corners": False}
+    t = F.interpolate(time_embed.transpose(1, 2).float(), size=num_frames, mode=mode, **kwargs)
+    return t.to(time_embed.dtype).transpose(1, 2)  # (1, T', D)
+
+
+class TimeSformer(nn.Module):
+    """TimeSformer video classifier (see the module docstring).
+
+    Args:
+        num_classes: classes of the linear head (0: no head, ``forward`` returns features).
+        num_frames: frames the time embedding is sized for (other clip lengths work too).
+        attention: ``"divided"`` (default), ``"joint"``, ``"space"``, ``"local_global"``,
+            ``"axial"``.
+        img_size: crop size (int or ``(H, W)``) the position embedding is sized for.
+        patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, norm_eps:
+            ViT architecture (defaults: ViT-B/16).
+        drop_rate: dropout on embeddings, attention output and MLP (reference ``drop_rate``).
+        attn_drop_rate: dropout on attention weights.
+        drop_path_rate: stochastic depth, linearly increasing to this value over the blocks.
+        dropout: dropout on the cls feature before the head.
+        pos_interpolation / time_interpolation: ``F.interpolate`` modes used to fit the
+            embeddings to clips of another size / length.
+    """
+
+    def __init__(self, *, num_classes: int = 400, num_frames: int = 8,
+                 attention: str = "divided", img_size: int | tuple[int, int] = 224,
+                 patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768, depth: int = 12,
+                 num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.1, dropout: float = 0.0, norm_eps: float = 1e-6,
+                 pos_interpolation: str = "bicubic", time_interpolation: str = "linear"):
+        super().__init__()
+        if attention not in VARIANT_STAGES:
+            raise ValueError(f"unknown attention {attention!r}; choose one of {ATTENTION_TYPES}")
+        img_size = _pair(img_size)
+        if img_size[0] % patch_size or img_size[1] % patch_size:
+            raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}; "
+                             f"use e.g. img_size={img_size[0] // patch_size * patch_size}")
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        self.num_classes = num_classes
+        self.num_frames = num_frames
+        self.attention = attention
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.in_chans = in_chans
+        self.grid_size = (img_size[0] // patch_size, img_size[1] // patch_size)
+        self.num_features = self.embed_dim = embed_dim
+        self.pos_interpolation = pos_interpolation
+        self.time_interpolation = time_interpolation
+        self.grad_checkpointing = False
+        self.preprocessing = {
+            "mean": MEAN, "std": STD,
+            "input_size": img_size[0] if img_size[0] == img_size[1] else img_size,
+            # Reference testing (3 crops): short side scaled to the crop size, then crops.
+            "resize": min(img_size),
+        }
+
+        num_patches = self.grid_size[0] * self.grid_size[1]
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim))
+        self.pos_drop = nn.Dropout(drop_rate)
+        # "space" treats frames independently: no time embedding (as the reference).
+        if attention != "space":
+            self.time_embed = nn.Parameter(torch.zeros(1, num_frames, embed_dim))
+            self.time_drop = nn.Dropout(drop_rate)
+        else:
+            self.time_embed = None
+        # stochastic depth decay rule (plain floats: this also runs under torch.device("meta"))
+        dpr = [drop_path_rate * i / (depth - 1) if depth > 1 else 0.0 for i in range(depth)]
+        self.blocks = nn.ModuleList([
+            Block(embed_dim, num_heads, attention=attention, mlp_ratio=mlp_ratio,
+                  qkv_bias=qkv_bias, drop=drop_rate, attn_drop=attn_drop_rate,
+                  drop_path=dpr[i], norm_eps=norm_eps)
+            for i in range(depth)])
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.head_drop = nn.Dropout(dropout)
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """ViT-B init: trunc-normal(0.02) linears / pos / cls; every stage ``*_fc`` and the time
+        embedding zero, so an untrained video block equals its image-ViT block."""
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for blk in self.blocks:
+            for prefix, _ in blk.stages:
+                fc = getattr(blk, f"{prefix}_fc")
+                nn.init.zeros_(fc.weight)
+                nn.init.zeros_(fc.bias)
+        if self.time_embed is not None:
+            nn.init.zeros_(self.time_embed)
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names the reference excludes from weight decay."""
+        return {"pos_embed", "cls_token", "time_embed"}
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in the backward pass (saves activation memory when training
+        long clips, e.g. TimeSformer-L's 96 frames)."""
+        self.grad_checkpointing = enable
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.ndim != 5 or x.shape[2] != self.in_chans:
+            raise ValueError(f"expected a clip batch (B, T, {self.in_chans}, H, W), got shape "
+                             f"{tuple(x.shape)} (permute (B, C, T, H, W) input with "
+                             f"x.transpose(1, 2))")
+        H, W = x.shape[-2:]
+        p = self.patch_size
+        if H % p or W % p or H < p or W < p:
+            raise ValueError(f"clip is {H}x{W}; TimeSformer needs H and W to be positive "
+                             f"multiples of patch_size={p} (resize/crop to e.g. "
+                             f"{max(p, H // p * p)}x{max(p, W // p * p)})")
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``(B, T, C, H, W)`` -> final normalised tokens ``(B, 1 + T*N, D)``: the cls token
+        first, then patches in (frame, row, column) order. For ``space`` the patch tokens are
+        averaged over frames: ``(B, 1 + N, D)``."""
+        self._check_input(x)
+        B, T, C, H, W = x.shape
+        x = self.patch_embed(x.reshape(B * T, C, H, W))  # (B*T, D, h, w)
+        grid = (x.shape[-2], x.shape[-1])
+        N, D = grid[0] * grid[1], x.shape[1]
+        x = x.flatten(2).transpose(1, 2)  # (B*T, N, D)
+        pos = resize_pos_embed(self.pos_embed, self.grid_size, grid, self.pos_interpolation)
+        x = self.pos_drop(x + pos[:, 1:])  # (B*T, N, D)
+        cls = self.pos_drop(self.cls_token.expand(B, 1, D) + pos[:, :1])  # (B, 1, D)
+        x = x.reshape(B, T, N, D)  # (B, T, N, D)
+        if self.time_embed is not None:
+            time = resize_time_embed(self.time_embed, T, self.time_interpolation)  # (1, T, D)
+            x = self.time_drop(x + time.unsqueeze(2))  # (B, T, N, D)
+        else:
+            # "space": every frame is its own 1-frame clip with its own cls token.
+            x = x.reshape(B * T, 1, N, D)  # (B*T, 1, N, D)
+            cls = cls.unsqueeze(1).expand(B, T, 1, D).reshape(B * T, 1, D)  # (B*T, 1, D)
+
+        for blk in self.blocks:
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                cls, x = checkpoint(blk, cls, x, grid, use_reentrant=False)
+            else:
+                cls, x = blk(cls, x, grid)
+
+        if self.time_embed is None:
+            cls = cls.reshape(B, T, D).mean(dim=1, keepdim=True)  # (B, 1, D)
+            x = x.reshape(B, T, N, D).mean(dim=1, keepdim=True)  # (B, 1, N, D)
+        tokens = torch.cat([cls, x.flatten(1, 2)], dim=1)  # (B, 1 + T'*N, D)
+        return self.norm(tokens)
+
+    def forward_head(self, feats: Tensor, pre_logits: bool = False) -> Tensor:
+        """Tokens from ``forward_features`` -> logits ``(B, num_classes)`` from the cls token
+        (``pre_logits=True``: the cls feature ``(B, D)``)."""
+        x = self.head_drop(feats[:, 0])  # (B, D)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Builders: only architecture arguments. All are ViT-B/16 (D=768, L=12, A=12, MLP 3072).
+
+def _build(defaults: dict, kwargs: dict) -> TimeSformer:
+    pretrained = kwargs.pop("pretrained", None)
+    model = TimeSformer(**{**defaults, **kwargs})
+    if pretrained:
+        from vidcls.convert import load_timesformer_weights
+        load_timesformer_weights(model, Path(pretrained))
+    return model
+
+
+def timesformer_base(*, num_classes: int = 400, num_frames: int = 8,
+                     attention: str = "divided", img_size: int = 224, **kwargs) -> TimeSformer:
+    """TimeSformer (8 frames x 224). ``pretrained``: path to an image ViT-B/16 (timm names)
+    or a TimeSformer weight file (.safetensors / .pth)."""
+    return _build(dict(num_classes=num_classes, num_frames=num_frames, attention=attention,
+                       img_size=img_size), kwargs)
+
+
+def timesformer_hr(*, num_classes: int = 400, num_frames: int = 16,
+                   attention: str = "divided", img_size: int = 448, **kwargs) -> TimeSformer:
+    """TimeSformer-HR (16 frames x 448)."""
+    return _build(dict(num_classes=num_classes, num_frames=num_frames, attention=attention,
+                       img_size=img_size), kwargs)
+
+
+def timesformer_large(*, num_classes: int = 400, num_frames: int = 96,
+                      attention: str = "divided", img_size: int = 224, **kwargs) -> TimeSformer:
+    """TimeSformer-L (96 frames x 224)."""
+    return _build(dict(num_classes=num_classes, num_frames=num_frames, attention=attention,
+                       img_size=img_size), kwargs)

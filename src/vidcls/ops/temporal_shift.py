@@ -1,0 +1,218 @@
+"""The temporal shift of TSM (Lin, Gan, Han, ICCV 2019): pure tensor code, no model knowledge.
+
+Activations of a 2-D CNN run on ``N`` clips of ``T`` frames are laid out ``(N*T, C, H, W)``.
+The shift moves a few channel groups one frame along time, so that the next 2-D convolution
+mixes neighbouring frames (a temporal conv of kernel 3 split into free data movement plus the
+conv's own multiply-accumulate). With ``fold = C // shift_div``:
+
+* bidirectional (offline): channels ``[0, fold)`` take frame ``t+1``, channels
+  ``[fold, 2*fold)`` take frame ``t-1``, the rest stay; missing boundary frames are zeros.
+  This is exactly the TSM authors' ``TemporalShift.shift``.
+* unidirectional (online): channels ``[0, fold)`` take frame ``t-1`` (zeros at ``t = 0``), the rest
+  stay. It is what the authors' online demo computes frame by frame: each block caches the first
+  ``fold`` channels of the current frame and feeds them to the next one.
+
+Two implementations with identical results:
+
+* eager (the default path): a custom autograd function that writes every output element
+  exactly once -- moved channels are copied from the neighbouring frame, only the boundary frame
+  of the moved groups is zeroed, the unshifted channels are copied once. Its backward is the
+  opposite shift, so training moves the same small amount of memory (the reference code builds a
+  full zero tensor and then overwrites it, and autograd through slice assignment allocates a full
+  zero gradient per slice). The output keeps the input's memory format (``channels_last`` too).
+* export (used while tracing for ONNX / ``torch.export``): ``torch.cat`` of slices plus
+  ``zeros_like`` of just the boundary frame, shape arithmetic only through ``reshape(-1, ...)``,
+  so the legacy tracer emits no TracerWarning and the graph keeps a dynamic batch dimension.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["temporal_shift", "shift_fold", "is_exporting", "TemporalShift", "SHIFT_MODES"]
+
+#: accepted values of ``mode`` / ``shift_mode``
+SHIFT_MODES = ("bidirectional", "unidirectional")
+
+
+def shift_fold(channels: int, shift_div: int) -> int:
+    """Channels moved per direction: ``channels // shift_div`` (the TSM authors' ``fold``)."""
+    return channels // shift_div
+
+
+def _check_args(x: torch.Tensor, num_frames: int, shift_div: int) -> None:
+    if x.dim() != 4:
+        raise ValueError(
+            f"temporal_shift expects activations (N*T, C, H, W), got shape {tuple(x.shape)}")
+    if not isinstance(shift_div, int) or shift_div < 2:
+        raise ValueError(f"shift_div must be an integer >= 2 (8 moves 1/8 each way), got {shift_div!r}")
+    if is_exporting():  # sizes are traced values here; comparing them would freeze the graph
+        return
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if x.shape[0] % num_frames:
+        raise ValueError(f"{x.shape[0]} frames are not a whole number of clips of num_frames="
+                         f"{num_frames}; the batch dimension must be N*T")
+
+
+# ----------------------------------------------------------------------------- eager path
+def _move_group(out: torch.Tensor, x: torch.Tensor, c0: int, c1: int, source: int) -> None:
+    """Write channels ``[c0, c1)`` of ``out`` from frame ``t + source`` of ``x`` (both (N, T, C, H, W)).
+
+    ``source`` is +1 (take the next frame), -1 (take the previous frame) or 0 (no move). Only
+    the one boundary frame that has no source is zero-filled.
+    """
+    if c1 <= c0:
+        return
+    if source == 0:
+        out[:, :, c0:c1].copy_(x[:, :, c0:c1])
+    elif source == 1:
+        out[:, :-1, c0:c1].copy_(x[:, 1:, c0:c1])
+        out[:, -1:, c0:c1].zero_()
+    else:
+        out[:, 1:, c0:c1].copy_(x[:, :-1, c0:c1])
+        out[:, :1, c0:c1].zero_()
+
+
+def _shift_eager(x5: torch.Tensor, fold: int, sources: tuple[int, int]) -> torch.Tensor:
+    """Shift ``x5 (N, T, C, H, W)``: group ``[0, fold)`` from ``t + sources[0]``, group
+    ``[fold, 2*fold)`` from ``t + sources[1]``; every output element is written once."""
+    out = torch.empty_like(x5)  # keeps x5's strides (channels_last stays channels_last)
+    channels = x5.shape[2]
+    fold = min(fold, channels)
+    _move_group(out, x5, 0, fold, sources[0])
+    second_end = min(2 * fold, channels) if sources[1] != 0 else fold
+    _move_group(out, x5, fold, second_end, sources[1])
+    _move_group(out, x5, second_end, channels, 0)
+    return out
+
+
+def _sources(bidirectional: bool, backward: bool) -> tuple[int, int]:
+    """Frame offsets that groups 0 and 1 read from; the backward pass reads the other way."""
+    if bidirectional:
+        return (-1, 1) if backward else (1, -1)
+    return (1, 0) if backward else (-1, 0)
+
+
+class _TemporalShiftFunction(torch.autograd.Function):
+    """Shift whose gradient is the opposite shift (also minimal data movement)."""
+
+    @staticmethod
+    def forward(ctx, x5: torch.Tensor, fold: int, bidirectional: bool, backward: bool):
+        ctx.fold, ctx.bidirectional, ctx.backward = fold, bidirectional, backward
+        return _shift_eager(x5, fold, _sources(bidirectional, backward))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        # Going through apply() again keeps higher-order gradients available.
+        grad_in = _TemporalShiftFunction.apply(grad, ctx.fold, ctx.bidirectional, not ctx.backward)
+        return grad_in, None, None, None
+
+
+# ----------------------------------------------------------------------------- export path
+def _zeros_boundary(group: torch.Tensor) -> torch.Tensor:
+    """Zeros shaped like one frame of ``group (N, T, c, H, W)``: only the boundary is allocated."""
+    return torch.zeros_like(group[:, :1])
+
+
+def _shift_cat(x5: torch.Tensor, fold: int, bidirectional: bool) -> torch.Tensor:
+    """Same result as ``_shift_eager`` built from slices and ``torch.cat`` (traces cleanly)."""
+    first = x5[:, :, :fold]
+    if bidirectional:
+        second = x5[:, :, fold:2 * fold]
+        from_next = torch.cat([first[:, 1:], _zeros_boundary(first)], dim=1)
+        from_prev = torch.cat([_zeros_boundary(second), second[:, :-1]], dim=1)
+        return torch.cat([from_next, from_prev, x5[:, :, 2 * fold:]], dim=2)
+    from_prev = torch.cat([_zeros_boundary(first), first[:, :-1]], dim=1)
+    return torch.cat([from_prev, x5[:, :, fold:]], dim=2)
+
+
+def is_exporting() -> bool:
+    """True while tracing / exporting (legacy ONNX tracer, torch.export): sizes may be traced values."""
+    return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_exporting())
+
+
+# ----------------------------------------------------------------------------- public API
+def temporal_shift(x: torch.Tensor, num_frames: int, shift_div: int = 8,
+                   bidirectional: bool = True) -> torch.Tensor:
+    """Shift part of the channels of ``x (N*T, C, H, W)`` by one frame along time.
+
+    ``num_frames`` is ``T`` (frames per clip); ``fold = C // shift_div`` channels move each way
+    (bidirectional) or from the past only (unidirectional). Returns a new tensor of ``x``'s
+    shape; ``x`` is not modified. See the module docstring for the exact semantics.
+    """
+    _check_args(x, num_frames, shift_div)
+    # While tracing, sizes are traced values: keep them as tensors (no int(), which would warn
+    # and freeze them); slicing and reshape accept them and record the shape arithmetic.
+    channels, height, width = x.shape[1:]
+    x5 = x.reshape(-1, num_frames, channels, height, width)  # (N, T, C, H, W)
+    if is_exporting():
+        out = _shift_cat(x5, channels // shift_div, bidirectional)
+    else:
+        out = _TemporalShiftFunction.apply(x5, shift_fold(channels, shift_div), bidirectional, False)
+    return out.reshape(x.shape)  # (N*T, C, H, W)
+
+
+def temporal_shift_reference_style(x: torch.Tensor, num_frames: int, shift_div: int = 8) -> torch.Tensor:
+    """The TSM authors' formulation (full zero buffer, then three copies); for benchmarks only."""
+    channels, height, width = x.shape[1:]
+    x5 = x.reshape(-1, num_frames, channels, height, width)  # (N, T, C, H, W)
+    fold = channels // shift_div
+    out = torch.zeros_like(x5)
+    out[:, :-1, :fold] = x5[:, 1:, :fold]
+    out[:, 1:, fold:2 * fold] = x5[:, :-1, fold:2 * fold]
+    out[:, :, 2 * fold:] = x5[:, :, 2 * fold:]
+    return out.reshape(x.shape)  # (N*T, C, H, W)
+
+
+class TemporalShift(nn.Module):
+    """Parameter-free module form of :func:`temporal_shift`, one per shifted block.
+
+    ``channels`` is the channel count it will see (it fixes ``fold`` and the shape of the online
+    cache). ``num_frames`` is set by the owning model from the input clip at every forward, so
+    any clip length works. For streaming (:mod:`vidcls.streaming`) an ``online`` hand-off object
+    can be attached: the module then treats its input as one frame ``(B, C, H, W)``, replaces the
+    first ``fold`` channels with the cached ones of the previous frame and hands the current
+    frame's first ``fold`` channels back as the next cache -- the authors' online demo step.
+    """
+
+    def __init__(self, channels: int, shift_div: int = 8, mode: str = "bidirectional",
+                 num_frames: int = 8):
+        super().__init__()
+        if mode not in SHIFT_MODES:
+            raise ValueError(f"shift mode {mode!r} is unknown; use one of {SHIFT_MODES}")
+        if not isinstance(shift_div, int) or shift_div < 2:
+            raise ValueError(f"shift_div must be an integer >= 2 (8 moves 1/8 each way), got {shift_div!r}")
+        self.channels = channels
+        self.shift_div = shift_div
+        self.mode = mode
+        self.num_frames = num_frames
+        self.online = None  # set by vidcls.streaming while stepping frame by frame
+
+    @property
+    def fold(self) -> int:
+        return shift_fold(self.channels, self.shift_div)
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.mode == "bidirectional"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.online is not None:
+            return self.online(self, x)
+        return temporal_shift(x, self.num_frames, self.shift_div, self.bidirectional)
+
+    def online_step(self, x: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame ``x (B, C, H, W)`` of the unidirectional shift.
+
+        Returns ``(shifted, new_cache)``: ``shifted`` = cached ``fold`` channels of the previous
+        frame followed by channels ``[fold, C)`` of ``x``; ``new_cache`` = ``x[:, :fold]``.
+        """
+        fold = self.fold
+        shifted = torch.cat([cache, x[:, fold:]], dim=1)  # (B, C, H, W)
+        # clone: the cache outlives this forward, so it must not alias an activation buffer
+        return shifted, x[:, :fold].clone()
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, shift_div={self.shift_div}, mode={self.mode}"

@@ -1,0 +1,133 @@
+"""Predict the classes of video files with a trained checkpoint.
+
+    >>> import vidcls
+    >>> vidcls.predict(["clip.mp4"], checkpoint="runs/demo/tsm/checkpoints/best", top_k=3)
+    [{'video': 'clip.mp4', 'predictions': [{'label': 'moving left', 'index': 1,
+      'probability': 0.97}, ...]}]
+
+Everything about the input comes from the checkpoint's metadata: frames per clip, segment or
+dense sampling, short-side resize, crop size, mean/std. A video that cannot be decoded gets an
+``error`` entry instead of stopping the other predictions.
+
+(This module is also callable: ``vidcls.predict(...)`` is ``vidcls.predict.predict(...)``.)
+"""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["predict", "Predictor", "format_predictions"]
+
+
+class Predictor:
+    """A loaded checkpoint ready to classify videos (reuse it for many calls)."""
+
+    def __init__(self, checkpoint: str | Path | None = None, *, model: nn.Module | None = None,
+                 meta: dict | None = None, device: str | torch.device = "cpu"):
+        from vidcls.engine.checkpoint import load_model
+
+        self.device = torch.device(device)
+        if model is None:
+            if checkpoint is None:
+                raise ValueError("give a checkpoint path (or a model with its meta)")
+            model, meta = load_model(checkpoint, device=self.device)
+        if meta is None:
+            raise ValueError("a model passed directly needs its meta (classes, preprocessing)")
+        self.model = model.to(self.device).eval()
+        self.meta = meta
+        self.classes = list(meta["classes"])
+        self.prep = dict(meta["preprocessing"])
+        self.mean = torch.tensor(self.prep["mean"], dtype=torch.float32, device=self.device)
+        self.std = torch.tensor(self.prep["std"], dtype=torch.float32, device=self.device)
+
+    def dataset(self, videos: Sequence[str], *, num_clips: int = 1, num_crops: int = 1,
+                twice: bool = False):
+        from vidcls.data.datasets import VideoClipDataset, VideoRecord
+        from vidcls.data.transforms import build_test_transform
+
+        p = self.prep
+        transform = build_test_transform(size=p["input_size"], resize=p["resize"],
+                                         num_crops=num_crops)
+        records = [VideoRecord(str(v), -1) for v in videos]  # -1: no label
+        return VideoClipDataset(records, self.classes,
+                                num_frames=p.get("num_frames", self.meta["model"]["num_frames"]),
+                                sampling=p.get("sampling", "segment"),
+                                clip_len=p.get("clip_len"),
+                                frame_interval=p.get("frame_interval", 1), train=False,
+                                transform=transform, num_clips=num_clips, twice=twice,
+                                max_retries=0)
+
+    @torch.no_grad()
+    def probabilities(self, clip: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(T, 3, H, W)`` or ``(V, T, 3, H, W)`` -> class probabilities ``(K,)``,
+        averaged over the views."""
+        from vidcls.engine.trainer import normalize_clip
+
+        views = clip if clip.dim() == 5 else clip.unsqueeze(0)  # (V, T, 3, H, W)
+        x = normalize_clip(views.to(self.device), self.mean, self.std)
+        logits = self.model(x)  # (V, K)
+        return logits.float().softmax(dim=-1).mean(dim=0).cpu()  # (K,)
+
+    def __call__(self, videos: str | Path | Iterable[str | Path], *, top_k: int = 5,
+                 num_clips: int = 1, num_crops: int = 1, twice: bool = False) -> list[dict]:
+        from vidcls.data.video import VideoDecodeError
+
+        if isinstance(videos, (str, Path)):
+            videos = [videos]
+        videos = [str(v) for v in videos]
+        if not videos:
+            return []
+        ds = self.dataset(videos, num_clips=num_clips, num_crops=num_crops, twice=twice)
+        k = max(1, min(top_k, len(self.classes)))
+        out = []
+        for i, video in enumerate(videos):
+            try:
+                item = ds[i]
+            except (RuntimeError, VideoDecodeError) as err:
+                reason = ds.bad_files.get(video) or str(err)
+                out.append({"video": video, "error": reason, "predictions": []})
+                continue
+            probs = self.probabilities(item["clip"])
+            top_p, top_i = probs.topk(k)
+            out.append({"video": video, "predictions": [
+                {"label": self.classes[int(j)], "index": int(j), "probability": float(p)}
+                for p, j in zip(top_p, top_i)]})
+        return out
+
+
+def predict(videos: str | Path | Iterable[str | Path], checkpoint: str | Path, *,
+            top_k: int = 5, num_clips: int = 1, num_crops: int = 1, twice: bool = False,
+            device: str | torch.device = "cpu") -> list[dict]:
+    """Top-``k`` classes and probabilities for each video, with a checkpoint's preprocessing.
+
+    Returns one dict per video: ``{"video", "predictions": [{"label", "index",
+    "probability"}, ...]}``, or ``{"video", "error", "predictions": []}`` when it cannot be read.
+    """
+    return Predictor(checkpoint, device=device)(videos, top_k=top_k, num_clips=num_clips,
+                                                num_crops=num_crops, twice=twice)
+
+
+def format_predictions(results: list[dict]) -> str:
+    lines = []
+    for r in results:
+        lines.append(r["video"])
+        if r.get("error"):
+            lines.append(f"  error: {r['error']}")
+        for p in r["predictions"]:
+            lines.append(f"  {100 * p['probability']:6.2f}%  {p['label']}")
+    return "\n".join(lines)
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``vidcls.predict(...)`` work even though ``vidcls.predict`` is this module."""
+
+    def __call__(self, *args, **kwargs):
+        return predict(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,365 @@
+"""Annotation formats (tiny trees built on the fly), VideoClipDataset, bad files in a DataLoader."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from data_helpers import encode, make_bad_files, moving_frames, reference_decode, write_rawframes
+from torch.utils.data import DataLoader
+
+from vidcls.data.datasets import (BadFileReport, VideoClipDataset, VideoRecord, build_records,
+                                  collate_clips, detect_format, parse_dataset_spec)
+from vidcls.data.sampling import sample_indices
+from vidcls.data.transforms import build_test_transform, build_train_transform
+
+
+def touch(path: Path, text: str = "") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- formats
+def test_folder_format(tmp_path):
+    for split in ("train", "val"):
+        touch(tmp_path / split / "waving" / "a.mp4")
+        touch(tmp_path / split / "waving" / "b.AVI")
+        touch(tmp_path / split / "waving" / "notes.txt")  # not a video: ignored
+        (tmp_path / split / "clapping" / "frames_01").mkdir(parents=True)  # a rawframe folder
+    records, classes = build_records("folder", root=tmp_path, split="val")
+    assert classes == ["clapping", "waving"]
+    assert [(Path(r.path).relative_to(tmp_path).as_posix(), r.label) for r in records] == [
+        ("val/clapping/frames_01", 0), ("val/waving/a.mp4", 1), ("val/waving/b.AVI", 1)]
+    assert detect_format(tmp_path) == "folder"
+
+
+def test_list_format_with_classes_and_multilabel(tmp_path):
+    touch(tmp_path / "train.txt", "a/x.mp4 1\n# a comment\n\nb/y.mp4 0\n/abs/z.mp4 2\n")
+    touch(tmp_path / "val.txt", "a/x.mp4 0 2\nb/y.mp4 1\n")
+    touch(tmp_path / "classes.txt", "zero\none\ntwo\n")
+    records, classes = build_records("list", root=tmp_path, split="train")
+    assert classes == ["zero", "one", "two"]
+    assert [(r.path, r.label) for r in records] == [
+        (str(tmp_path / "a/x.mp4"), 1), (str(tmp_path / "b/y.mp4"), 0), ("/abs/z.mp4", 2)]
+    val, _ = build_records("list", root=tmp_path, split="validation")
+    assert [r.label for r in val] == [[0, 2], 1]
+    # without classes.txt: numbered classes; labels must be integers
+    touch(tmp_path / "other" / "list.txt", "v.mp4 3\n")
+    recs, classes = build_records("list", root=tmp_path / "other",
+                                  ann_file=tmp_path / "other" / "list.txt")
+    assert classes == ["0", "1", "2", "3"] and recs[0].path == str(tmp_path / "other" / "v.mp4")
+    touch(tmp_path / "bad.txt", "v.mp4 walking\n")
+    with pytest.raises(ValueError, match=r"bad.txt:1: labels must be integers"):
+        build_records("list", root=tmp_path, ann_file=tmp_path / "bad.txt")
+    touch(tmp_path / "nolabel.txt", "v.mp4\n")
+    with pytest.raises(ValueError, match="no label"):
+        build_records("list", root=tmp_path, ann_file=tmp_path / "nolabel.txt")
+    touch(tmp_path / "toobig.txt", "v.mp4 7\n")
+    with pytest.raises(ValueError, match="label 7 but .*classes.txt lists only 3"):
+        build_records("list", root=tmp_path, ann_file=tmp_path / "toobig.txt")
+    with pytest.raises(FileNotFoundError, match="test list file not found"):
+        build_records("list", root=tmp_path, split="test")
+
+
+def test_rawframes_format(tmp_path):
+    (tmp_path / "clips" / "v1").mkdir(parents=True)
+    touch(tmp_path / "train_videofolder.txt", "clips/v1 120 4\nclips/v2 33 0\n")
+    records, classes = build_records("rawframes", root=tmp_path)
+    assert [(r.path, r.num_frames, r.label) for r in records] == [
+        (str(tmp_path / "clips/v1"), 120, 4), (str(tmp_path / "clips/v2"), 33, 0)]
+    assert len(classes) == 5
+    assert detect_format(tmp_path) == "rawframes"
+    touch(tmp_path / "broken.txt", "clips/v1 many 4\n")
+    with pytest.raises(ValueError, match="num_frames must be an integer"):
+        build_records("rawframes", root=tmp_path, ann_file=tmp_path / "broken.txt")
+
+
+def test_kinetics_format(tmp_path):
+    header = "label,youtube_id,time_start,time_end,split\n"
+    touch(tmp_path / "annotations" / "train.csv", header + "abseiling,abc,10,20,train\n"
+          "\"petting animal (not cat)\",def,0,10,train\nzumba,ghi,5,15,train\n")
+    touch(tmp_path / "annotations" / "validate.csv", header + "zumba,jkl,30,40,val\n")
+    # download layout: root/<split>/..., here with class folders for the training split
+    touch(tmp_path / "train" / "abseiling" / "abc_000010_000020.mp4")
+    touch(tmp_path / "train" / "petting_animal_(not_cat)" / "def_000000_000010.mp4")
+    touch(tmp_path / "val" / "jkl_000030_000040.mp4")
+    records, classes = build_records("kinetics", root=tmp_path, split="train")
+    assert classes == ["abseiling", "petting animal (not cat)", "zumba"]
+    rel = [Path(r.path).relative_to(tmp_path).as_posix() for r in records]
+    assert rel == ["train/abseiling/abc_000010_000020.mp4",
+                   "train/petting_animal_(not_cat)/def_000000_000010.mp4",
+                   "train/ghi_000005_000015.mp4"]  # missing: flat path, reported when loaded
+    assert [r.label for r in records] == [0, 1, 2]
+    val, val_classes = build_records("kinetics", root=tmp_path, split="val")
+    assert val_classes == classes  # class list always from train.csv
+    assert [(Path(r.path).relative_to(tmp_path).as_posix(), r.label) for r in val] == [
+        ("val/jkl_000030_000040.mp4", 2)]
+    assert detect_format(tmp_path) == "kinetics"
+
+
+def test_sthv2_format(tmp_path):
+    labels = {"Moving something from left to right": "1", "Pushing something from right to left":
+              "0", "Putting something on a surface": "2"}
+    touch(tmp_path / "labels.json", json.dumps(labels))
+    touch(tmp_path / "train.json", json.dumps([
+        {"id": "78687", "label": "moving a cup from left to right",
+         "template": "Moving [something] from left to right", "placeholders": ["a cup"]},
+        {"id": "42", "label": "putting pen on a surface",
+         "template": "Putting [something] on a surface", "placeholders": ["pen"]}]))
+    touch(tmp_path / "validation.json", json.dumps([
+        {"id": "7", "label": "x", "template": "Pushing [something] from right to left",
+         "placeholders": ["x"]}]))
+    (tmp_path / "20bn-something-something-v2").mkdir()
+    records, classes = build_records("sthv2", root=tmp_path)
+    assert classes == ["Pushing something from right to left",
+                       "Moving something from left to right", "Putting something on a surface"]
+    vdir = tmp_path / "20bn-something-something-v2"
+    assert [(r.path, r.label) for r in records] == [(str(vdir / "78687.webm"), 1),
+                                                    (str(vdir / "42.webm"), 2)]
+    val, _ = build_records("sthv2", root=tmp_path, split="val")
+    assert [(r.path, r.label) for r in val] == [(str(vdir / "7.webm"), 0)]
+    assert detect_format(tmp_path) == "sthv2"
+    touch(tmp_path / "bad.json", json.dumps([{"id": "1", "template": "Flying [something]"}]))
+    with pytest.raises(ValueError, match=r"class 'Flying something'\) is not in"):
+        build_records("sthv2", root=tmp_path, ann_file=tmp_path / "bad.json")
+
+
+def test_ucf101_format(tmp_path):
+    ann = tmp_path / "ucfTrainTestlist"
+    touch(ann / "classInd.txt", "1 ApplyEyeMakeup\n2 Archery\n3 YoYo\n")
+    touch(ann / "trainlist01.txt", "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n"
+          "YoYo/v_YoYo_g09_c02.avi 3\n")
+    touch(ann / "testlist01.txt", "Archery/v_Archery_g01_c01.avi\nYoYo/v_YoYo_g01_c03.avi\n")
+    touch(ann / "trainlist02.txt", "Archery/v_Archery_g02_c01.avi 2\n")
+    (tmp_path / "UCF-101").mkdir()
+    records, classes = build_records("ucf101", root=tmp_path)
+    assert classes == ["ApplyEyeMakeup", "Archery", "YoYo"]
+    vdir = tmp_path / "UCF-101"
+    assert [(r.path, r.label) for r in records] == [
+        (str(vdir / "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi"), 0),
+        (str(vdir / "YoYo/v_YoYo_g09_c02.avi"), 2)]
+    test, _ = build_records("ucf101", root=tmp_path, split="test")
+    assert [r.label for r in test] == [1, 2]  # from the folder name
+    two, _ = build_records("ucf101", root=tmp_path, split_id=2)
+    assert [r.label for r in two] == [1]
+    assert detect_format(tmp_path) == "ucf101"
+
+
+def test_hmdb51_format(tmp_path):
+    splits = tmp_path / "testTrainMulti_7030_splits"
+    touch(splits / "brush_hair_test_split1.txt", "bh_a.avi 1\nbh_b.avi 2\nbh_c.avi 0\n")
+    touch(splits / "cartwheel_test_split1.txt", "cw_a.avi 2 \ncw_b.avi 1\n")
+    touch(splits / "cartwheel_test_split2.txt", "cw_a.avi 1\ncw_b.avi 2\n")
+    records, classes = build_records("hmdb51", root=tmp_path)
+    assert classes == ["brush_hair", "cartwheel"]
+    assert [(Path(r.path).relative_to(tmp_path).as_posix(), r.label) for r in records] == [
+        ("brush_hair/bh_a.avi", 0), ("cartwheel/cw_b.avi", 1)]
+    test, _ = build_records("hmdb51", root=tmp_path, split="test")
+    assert [Path(r.path).name for r in test] == ["bh_b.avi", "cw_a.avi"]
+    assert detect_format(tmp_path) == "hmdb51"
+
+
+def test_jester_format(tmp_path):
+    touch(tmp_path / "jester-v1-labels.csv", "Doing other things\nDrumming Fingers\n")
+    touch(tmp_path / "jester-v1-train.csv", "34870;Drumming Fingers\n56557;Doing other things\n")
+    touch(tmp_path / "jester-v1-validation.csv", "9223;Drumming Fingers\n")
+    (tmp_path / "20bn-jester-v1").mkdir()
+    records, classes = build_records("jester", root=tmp_path)
+    assert classes == ["Doing other things", "Drumming Fingers"]
+    fdir = tmp_path / "20bn-jester-v1"
+    assert [(r.path, r.label) for r in records] == [(str(fdir / "34870"), 1),
+                                                    (str(fdir / "56557"), 0)]
+    val, _ = build_records("jester", root=tmp_path, split="val")
+    assert [r.label for r in val] == [1]
+    assert detect_format(tmp_path) == "jester"
+
+
+def test_dataset_spec_parsing(tmp_path):
+    touch(tmp_path / "train.txt", "v.mp4 0\n")
+    assert parse_dataset_spec(f"list:{tmp_path}") == ("list", str(tmp_path), None)
+    assert parse_dataset_spec(str(tmp_path)) == ("list", str(tmp_path), None)
+    assert parse_dataset_spec(str(tmp_path / "train.txt")) == (
+        "list", str(tmp_path), str(tmp_path / "train.txt"))
+    with pytest.raises(ValueError, match="unknown dataset format 'avi'"):
+        build_records("avi", root=tmp_path)
+
+
+# --------------------------------------------------------------------------- the dataset
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Four real videos (different lengths) and their reference frames."""
+    d = tmp_path_factory.mktemp("clips")
+    paths = [encode(d / f"v{i}.mp4", moving_frames(n, 40, 56, seed=i), gop=6)
+             for i, n in enumerate([30, 24, 5, 40])]
+    return paths, [reference_decode(p) for p in paths]
+
+
+def test_items_hold_the_sampled_frames(clips):
+    paths, refs = clips
+    records = [VideoRecord(str(p), i % 2) for i, p in enumerate(paths)]
+    ds = VideoClipDataset(records, ["a", "b"], num_frames=8, train=False)  # no transform
+    for i in range(len(ds)):
+        item = ds[i]
+        idx = sample_indices(len(refs[i]), num_frames=8, train=False)[0]
+        expected = torch.from_numpy(refs[i][idx]).permute(0, 3, 1, 2)  # (T, 3, H, W)
+        assert torch.equal(item["clip"], expected)
+        assert item["label"] == i % 2 and item["index"] == i and item["bad"] == []
+    # the 5-frame video gives 8 frames with repeats, no crash
+    assert ds[2]["clip"].shape == (8, 3, 40, 56)
+
+
+def test_views_shapes_and_order(clips):
+    paths, refs = clips
+    records = [VideoRecord(str(p), 0) for p in paths]
+    ds = VideoClipDataset(records, ["a"], num_frames=4, train=False, num_clips=2,
+                          transform=build_test_transform(32, 40, num_crops=3))
+    item = ds[0]
+    assert item["clip"].shape == (6, 4, 3, 32, 32) and item["clip"].dtype == torch.uint8
+    # view order is clip-major: views 0..2 are the 3 crops of clip 0
+    single = VideoClipDataset(records, ["a"], num_frames=4, train=False, num_clips=2,
+                              transform=build_test_transform(32, 40, num_crops=1))[0]["clip"]
+    assert torch.equal(item["clip"][1], single[0]) and torch.equal(item["clip"][4], single[1])
+    twice = VideoClipDataset(records, ["a"], num_frames=4, train=False, twice=True,
+                             transform=build_test_transform(32, 40))[3]["clip"]
+    assert twice.shape == (2, 4, 3, 32, 32)
+    dense = VideoClipDataset(records, ["a"], num_frames=4, sampling="dense", frame_interval=3,
+                             train=False, num_clips=3)
+    clip = dense[3]["clip"]  # (3, 4, 3, H, W), no transform
+    idx = sample_indices(40, mode="dense", clip_len=4, frame_interval=3, train=False,
+                         num_clips=3)
+    expected = torch.from_numpy(refs[3][idx.reshape(-1)]).permute(0, 3, 1, 2)
+    assert torch.equal(clip.reshape(-1, 3, 40, 56), expected)
+
+
+def test_train_items_are_random_per_epoch_and_reproducible(clips):
+    paths, _ = clips
+    records = [VideoRecord(str(p), 0) for p in paths]
+    t = build_train_transform("multiscale", size=32, resize=40, flip=True)
+    ds = VideoClipDataset(records, ["a"], num_frames=4, train=True, transform=t, seed=3)
+    a, b = ds[0]["clip"], ds[0]["clip"]
+    assert a.shape == (4, 3, 32, 32) and torch.equal(a, b)  # same epoch: same draw
+    ds.set_epoch(1)
+    assert not torch.equal(ds[0]["clip"], a)
+
+
+def test_multilabel_and_collate(clips):
+    paths, _ = clips
+    records = [VideoRecord(str(paths[0]), [0, 2]), VideoRecord(str(paths[1]), 1)]
+    ds = VideoClipDataset(records, ["a", "b", "c"], num_frames=4, train=False,
+                          transform=build_test_transform(32, 40))
+    batch = collate_clips([ds[0], ds[1]])
+    assert batch["clip"].shape == (2, 4, 3, 32, 32)
+    assert torch.equal(batch["label"], torch.tensor([[1.0, 0, 1], [0, 1, 0]]))
+    assert batch["index"].tolist() == [0, 1] and batch["bad"] == []
+    single = collate_clips([VideoClipDataset(records[1:], ["a", "b"], num_frames=4,
+                                             train=False, transform=build_test_transform(32, 40)
+                                             )[0]])
+    assert single["label"].dtype == torch.long
+    raw = VideoClipDataset([VideoRecord(str(paths[0]), 0)], ["a"], num_frames=4, train=False)
+    with pytest.raises(ValueError, match="different shapes"):
+        collate_clips([raw[0], {**raw[0], "clip": raw[0]["clip"][:, :, :8]}])
+
+
+def test_flip_label_map_through_the_dataset(clips):
+    paths, _ = clips
+    t = build_train_transform("center", size=32, resize=40, flip=True, flip_label_map={0: 1})
+    ds = VideoClipDataset([VideoRecord(str(paths[0]), 0)] * 40, ["left", "right"],
+                          num_frames=2, train=True, transform=t)
+    labels = [ds[i]["label"] for i in range(40)]
+    assert 5 < sum(labels) < 35  # flipped items carry the swapped label
+
+
+def test_rawframe_records(tmp_path):
+    frames = moving_frames(10, 24, 32)
+    write_rawframes(tmp_path / "r" / "clip1", frames, "{:05d}.jpg")
+    write_rawframes(tmp_path / "r" / "clip2", frames[:6], "img_{:05d}.png")
+    records = [VideoRecord(str(tmp_path / "r" / "clip1"), 0),
+               VideoRecord(str(tmp_path / "r" / "clip2"), 1, num_frames=6)]
+    ds = VideoClipDataset(records, ["a", "b"], num_frames=3, train=False)
+    idx = sample_indices(6, num_frames=3, train=False)[0]
+    np.testing.assert_array_equal(ds[1]["clip"].permute(0, 2, 3, 1).numpy(), frames[idx])
+    assert ds[0]["clip"].shape == (3, 3, 24, 32)
+
+
+# --------------------------------------------------------------------------- bad data
+@pytest.fixture(scope="module")
+def bad_dataset(tmp_path_factory, clips):
+    paths, _ = clips
+    d = tmp_path_factory.mktemp("baddata")
+    bad = make_bad_files(d, paths[0])
+    records = []
+    for i, (kind, path) in enumerate(bad.items()):
+        records.append(VideoRecord(str(paths[i % 4]), 0))
+        records.append(VideoRecord(str(path), 1))
+    records.append(VideoRecord(str(d / "no_frames_here"), 1))  # empty frame folder
+    (d / "no_frames_here").mkdir()
+    return records, bad
+
+
+EXPECTED_REASONS = {"missing": "file not found", "empty": "empty file",
+                    "truncated": "not a readable video", "not_video": "not a readable video",
+                    "audio_only": "no video stream", "undecodable": "decoding failed"}
+
+
+def test_bad_files_in_a_multi_worker_dataloader(bad_dataset):
+    records, bad = bad_dataset
+    ds = VideoClipDataset(records, ["good", "bad"], num_frames=4, train=True,
+                          transform=build_train_transform("multiscale", size=32, resize=40))
+    loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=collate_clips)
+    report = BadFileReport()
+    seen = []
+    for batch in loader:
+        report.update(batch)
+        seen += batch["index"].tolist()
+        assert batch["clip"].shape[1:] == (4, 3, 32, 32)
+        # every served item is a good one: the substitutes are the next (good) records
+        assert (batch["label"] == 0).all()
+    assert sorted(seen) == list(range(len(records)))  # nothing lost, nothing crashed
+    # 7 bad files; item 11 (undecodable) skips record 12 (bad too) as well: 8 replacements
+    assert len(report) == 7 and report.substitutions == 8
+    for kind, path in bad.items():
+        assert EXPECTED_REASONS[kind] in report.files[str(path)], (kind, report.files)
+    assert "no frame images" in report.files[records[-1].path]
+    text = report.summary()
+    assert text.startswith("7 bad files") and str(bad["audio_only"]) in text
+
+
+def test_substitution_is_deterministic_and_logged_once(bad_dataset, caplog):
+    records, bad = bad_dataset
+    ds = VideoClipDataset(records, ["good", "bad"], num_frames=4, train=False)
+    with caplog.at_level(logging.WARNING, logger="vidcls.data"):
+        first = ds[1]  # record 1 is the missing file -> record 2 serves it
+        again = ds[1]
+    assert torch.equal(first["clip"], ds[2]["clip"]) and torch.equal(first["clip"], again["clip"])
+    assert first["index"] == 1 and first["bad"] == [f"{bad['missing']}: file not found"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and str(bad["missing"]) in warnings[0]
+    assert "file not found" in warnings[0]
+    assert ds.bad_files == {str(bad["missing"]): "file not found"} and ds.num_substitutions == 2
+    # the last record is bad: the substitute wraps around to record 0
+    assert torch.equal(ds[len(ds) - 1]["clip"], ds[0]["clip"])
+
+
+def test_all_bad_raises_a_clear_error(tmp_path):
+    records = [VideoRecord(str(tmp_path / f"gone{i}.mp4"), 0) for i in range(3)]
+    ds = VideoClipDataset(records, ["a"], num_frames=2, train=False)
+    with pytest.raises(RuntimeError, match="3 bad samples in a row.*vidcls data check"):
+        ds[0]
+
+
+def test_bad_file_report_write_and_merge(tmp_path):
+    a = BadFileReport().update(["/x.mp4: empty file (0 bytes)", ("/y.mp4", "file not found")])
+    b = BadFileReport().update({"bad": ["/x.mp4: empty file (0 bytes)"]})
+    a.update(b)
+    assert len(a) == 2 and a.substitutions == 3
+    a.write(tmp_path / "bad.txt")
+    assert (tmp_path / "bad.txt").read_text() == (
+        "/x.mp4\tempty file (0 bytes)\n/y.mp4\tfile not found\n")
+    a.write(tmp_path / "bad.json")
+    assert json.loads((tmp_path / "bad.json").read_text())["bad_files"]["/y.mp4"] == \
+        "file not found"
+    assert BadFileReport().summary() == "no bad files"

@@ -1,0 +1,261 @@
+"""End to end on a tiny synthetic dataset: train -> eval -> predict (TSM and TimeSformer),
+corrupt files, NaN handling, signals and bit-exact resume after SIGKILL."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import vidcls
+from vidcls.cli import main
+from vidcls.data.synthetic import generate
+from vidcls.engine.checkpoint import load_model, read_meta
+from vidcls.engine.config import load_config
+from vidcls.engine.trainer import TrainingDiverged, fit
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_TIMESFORMER = {"name": "timesformer_base", "embed_dim": 32, "depth": 2, "num_heads": 2,
+                    "patch_size": 8, "img_size": 32, "drop_path_rate": 0.0}
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    info = generate(root, "temporal", num_classes=4, videos_per_class=5, num_frames=8, size=32,
+                    workers=1)
+    assert info["num_train"] == 16 and info["num_val"] == 4
+    return root
+
+
+def write_config(path: Path, root: Path, out: Path, model: dict, **sections) -> Path:
+    cfg = {
+        "model": model,
+        "data": {"format": "list", "root": str(root), "num_frames": 4, "batch_size": 4,
+                 "workers": 0, "input_size": 32, "resize": 32, "crop": "multiscale",
+                 "flip": False, **sections.pop("data", {})},
+        "train": {"epochs": 2, "optimizer": "sgd", "lr": 0.01, "log_every": 1,
+                  "tensorboard": False, **sections.pop("train", {})},
+        "output_dir": str(out), "device": "cpu", "seed": 1, **sections,
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("model", [
+    {"name": "tsm_resnet18", "dropout": 0.2},
+    TINY_TIMESFORMER,
+], ids=["tsm", "timesformer"])
+def test_train_eval_predict(tmp_path, synth, model, capsys):
+    out = tmp_path / "run"
+    cfg_path = write_config(tmp_path / "c.yaml", synth, out, model,
+                            train={"tensorboard": True, "channels_last": True})
+    assert main(["train", str(cfg_path), "--no-progress"]) == 0
+    # run directory: resolved config, metrics log, TensorBoard, last + best checkpoints
+    assert load_config(out / "config.yaml").model.name == model["name"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert all(0 <= r["val_top1"] <= 100 and r["train_loss"] > 0 for r in epochs)
+    assert any(r["kind"] == "train" and "clips_per_s" in r for r in records)
+    assert list((out / "tensorboard").iterdir())
+    for name in ("last", "best"):
+        assert (out / "checkpoints" / name / "model.safetensors").is_file()
+    assert (out / "checkpoints" / "last" / "train_state.json").is_file()
+    meta = read_meta(out / "checkpoints" / "last")
+    assert meta["classes"] == (synth / "classes.txt").read_text().split("\n")[:4]
+    assert meta["epoch"] == 2 and meta["preprocessing"]["num_frames"] == 4
+    assert meta["preprocessing"]["input_size"] == 32
+
+    # eval: multi-view, all output files; top-1 matches a recomputation from predictions
+    eval_dir = tmp_path / "eval"
+    capsys.readouterr()
+    assert main(["eval", str(cfg_path), "--checkpoint", str(out), "--out", str(eval_dir),
+                 "--clips", "2", "--crops", "3", "--json", "--no-progress"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["views"] == 6 and metrics["num_videos"] == 4
+    for f in ("metrics.json", "predictions.csv", "predictions.json", "confusion_matrix.csv",
+              "confusion_matrix.png"):
+        assert (eval_dir / f).is_file(), f
+    preds = json.loads((eval_dir / "predictions.json").read_text())
+    assert len(preds) == 4
+    assert metrics["top1"] == pytest.approx(100 * sum(p["correct"] for p in preds) / 4)
+    cm_rows = (eval_dir / "confusion_matrix.csv").read_text().strip().split("\n")
+    assert len(cm_rows) == 5 and sum(int(v) for r in cm_rows[1:] for v in r.split(",")[1:]) == 4
+
+    # predict: CLI JSON and the Python API agree with eval's 1-view scores
+    video = preds[0]["video"]
+    capsys.readouterr()
+    assert main(["predict", video, "--checkpoint", str(out / "checkpoints" / "last"),
+                 "--top-k", "3", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    api = vidcls.predict.predict([video], out / "checkpoints" / "last", top_k=3)
+    assert cli == api and len(api[0]["predictions"]) == 3
+    probs = [p["probability"] for p in api[0]["predictions"]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    # independent recomputation: decode + preprocess by hand, run the loaded model
+    model_, meta = load_model(out / "checkpoints" / "last")
+    from vidcls.data.video import open_video
+
+    with open_video(video) as reader:
+        n = reader.num_frames
+        tick = n / 4
+        frames = reader.get_frames([int(tick * i + tick / 2) for i in range(4)])  # (4, H, W, 3)
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # (T, 3, 32, 32)
+    mean = torch.tensor(meta["preprocessing"]["mean"]).view(3, 1, 1)
+    std = torch.tensor(meta["preprocessing"]["std"]).view(3, 1, 1)
+    with torch.no_grad():
+        p = model_(((x - mean) / std)[None]).softmax(-1)[0]
+    top = p.topk(3)
+    assert [d["index"] for d in api[0]["predictions"]] == top.indices.tolist()
+    assert probs == pytest.approx(top.values.tolist(), abs=1e-5)
+
+
+def test_corrupt_files_train_to_the_end(tmp_path, synth, capsys):
+    """Unreadable videos are replaced, reported at epoch end, and never stop the run."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "videos").symlink_to(synth / "videos")
+    (data / "classes.txt").write_text((synth / "classes.txt").read_text())
+    (data / "empty.mp4").write_bytes(b"")
+    (data / "text.mp4").write_text("this is not a video\n")
+    good = (synth / "videos" / "c00_00000.mp4").read_bytes()
+    (data / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    train = (synth / "train.txt").read_text()
+    (data / "train.txt").write_text(train + "empty.mp4 0\ntext.mp4 1\nmissing.mp4 2\n")
+    (data / "val.txt").write_text((synth / "val.txt").read_text() + "truncated.mp4 3\n")
+    out = tmp_path / "run"
+    cfg = write_config(tmp_path / "c.yaml", data, out, {"name": "tsm_resnet18"},
+                       train={"epochs": 1})
+    assert main(["train", str(cfg), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "unreadable file(s) were replaced" in err
+    for name in ("empty.mp4", "text.mp4", "missing.mp4"):
+        assert name in err
+    record = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    assert record["kind"] == "epoch" and record["bad_files"] >= 3
+    assert (out / "checkpoints" / "last" / "model.safetensors").is_file()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synth):
+    out = tmp_path / "run"
+    cfg = load_config(write_config(tmp_path / "c.yaml", synth, out, {"name": "tsm_resnet18"},
+                                   train={"epochs": 3}))
+    torch.manual_seed(0)
+    from vidcls.models import create_model
+
+    model = create_model("tsm_resnet18", num_classes=4, num_frames=4)
+    calls = {"n": 0}
+    real_head = model.forward_head
+
+    def head(feats, *a, **k):  # the loss turns NaN in epoch 2 (4 training steps per epoch)
+        logits = real_head(feats, *a, **k)
+        if model.training:
+            calls["n"] += 1
+            if calls["n"] == 6:
+                return logits * float("nan")
+        return logits
+    model.forward_head = head
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*last good "
+                                               r"checkpoint is kept"):
+        fit(cfg, model=model, progress=False)
+    last = out / "checkpoints" / "last"
+    assert read_meta(last)["epoch"] == 1
+    weights = load_file(last / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+# --------------------------------------------------------------------------------------
+# Resume exactness (subprocesses: a real SIGKILL / SIGTERM)
+# --------------------------------------------------------------------------------------
+
+def _train_cmd(cfg: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "vidcls", "train", str(cfg), "--no-progress", *extra]
+
+
+def _env():
+    # same thread count in every run: float sums are only reproducible with the same split
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
+def _wait_for(predicate, proc, timeout=120.0):
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return predicate()
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for the training subprocess")
+
+
+def _epoch_of(out: Path) -> int:
+    try:
+        return json.loads((out / "checkpoints" / "last" / "meta.json").read_text())["epoch"]
+    except (FileNotFoundError, ValueError):
+        return -1
+
+
+@pytest.fixture(scope="module")
+def resume_setup(synth, tmp_path_factory):
+    """One uninterrupted 3-epoch run (dropout, random crops and flips all active)."""
+    tmp = tmp_path_factory.mktemp("resume")
+    cfg = write_config(tmp / "c.yaml", synth, tmp / "full",
+                       {"name": "tsm_resnet18", "dropout": 0.5},
+                       data={"flip": True, "flip_label_map": {0: 1}},
+                       train={"epochs": 3, "deterministic": True, "momentum": 0.9,
+                              "scheduler": "cosine", "warmup_epochs": 1})
+    subprocess.run(_train_cmd(cfg), check=True, env=_env(), capture_output=True)
+    full = load_file(tmp / "full" / "checkpoints" / "last" / "model.safetensors")
+    return tmp, cfg, full
+
+
+def _assert_bit_identical(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+
+
+def test_resume_after_sigkill_is_bit_exact(resume_setup):
+    tmp, cfg, full = resume_setup
+    out = tmp / "killed"
+    proc = subprocess.Popen(_train_cmd(cfg, f"output_dir={out}"), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: _epoch_of(out) >= 1, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _epoch_of(out)
+    assert 1 <= killed_at < 3, "the run must be killed before it finishes"
+    done = subprocess.run(_train_cmd(cfg, f"output_dir={out}", "--resume"), env=_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"resumed from {out / 'checkpoints' / 'last'} at epoch {killed_at + 1}" in done.stderr
+    _assert_bit_identical(load_file(out / "checkpoints" / "last" / "model.safetensors"), full)
+    history = read_meta(out / "checkpoints" / "last")
+    assert history["epoch"] == 3
+
+
+def test_sigterm_saves_mid_epoch_and_resume_is_exact(resume_setup):
+    tmp, cfg, full = resume_setup
+    out = tmp / "term"
+    proc = subprocess.Popen(_train_cmd(cfg, f"output_dir={out}"), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    # wait for the second optimizer step of epoch 2 (4 steps per epoch), then stop
+    _wait_for(lambda: metrics.exists() and '"step": 6,' in metrics.read_text(), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and "continue with --resume" in err
+    meta = read_meta(out / "checkpoints" / "last")
+    assert meta["epoch"] == 1 and meta["batches_done"] in (2, 3)  # position inside epoch 2
+    done = subprocess.run(_train_cmd(cfg, f"output_dir={out}", "--resume"), env=_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    _assert_bit_identical(load_file(out / "checkpoints" / "last" / "model.safetensors"), full)
