@@ -15,10 +15,10 @@ Latency: both models in one process, runs interleaved (HF, ours, HF, ours, ...),
 ``--repeats`` after one warm-up, ``torch.inference_mode``, ``--threads`` intra-op threads.
 
 Peak memory: every measurement runs in a fresh subprocess that builds only its own model,
-returns freed heap to the OS (``malloc_trim``), resets the kernel's peak-RSS counter
-(``/proc/self/clear_refs`` <- 5), runs one forward pass, and reads ``VmHWM`` from
-``/proc/self/status``. The reported number is peak RSS during the forward minus RSS before it:
-activation memory, weights excluded. (tracemalloc does not see torch's allocations; where
+runs one warm-up forward pass, returns freed heap to the OS (``malloc_trim``), resets the
+kernel's peak-RSS counter (``/proc/self/clear_refs`` <- 5), runs one forward pass, and reads
+``VmHWM`` from ``/proc/self/status``. The reported number is peak RSS during that forward
+minus RSS before it: activation memory, weights excluded. (tracemalloc does not see torch's allocations; where
 ``clear_refs`` is unavailable, ``ru_maxrss`` is used and construction peaks may leak in.)
 
 Example:  python benchmarks/bench_timesformer.py --threads 2 --repeats 3 --depth 2
@@ -73,6 +73,8 @@ def memory_child(impl: str, attention: str, frames: int, size: int, depth: int, 
     torch.manual_seed(0)
     model = build(impl, attention, frames, size, depth)
     x = torch.randn(batch, frames, 3, size, size)
+    with torch.inference_mode():
+        run(model, x)  # warm-up: lazily created kernels / thread pools are not activations
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except OSError:

@@ -83,5 +83,6 @@ def check_records(records: Sequence[VideoRecord], *, workers: int = 2, mode: str
         consume(map(_check_one, jobs))
     else:
         with mp.get_context().Pool(min(workers, len(jobs))) as pool:
-            consume(pool.imap(_check_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * workers)))))
+            chunk = max(1, min(16, len(jobs) // (4 * workers)))
+            consume(pool.imap(_check_one, jobs, chunksize=chunk))
     return report

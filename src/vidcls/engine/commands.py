@@ -9,6 +9,17 @@ import signal
 import sys
 
 
+class _OverridesParser(argparse.ArgumentParser):
+    """A subcommand parser whose ``KEY=VALUE`` overrides may come before or after options
+    (``vidcls train c.yaml --no-progress train.epochs=5``)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        late = [a for a in extras if "=" in a and not a.startswith("-")]
+        namespace.overrides = list(getattr(namespace, "overrides", None) or []) + late
+        return namespace, [a for a in extras if a not in late]
+
+
 def _err(command: str, err: BaseException) -> int:
     print(f"vidcls {command}: error: {err}", file=sys.stderr)
     return 2
@@ -20,7 +31,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_config(args.config, args.overrides)
-        result = fit(cfg, resume=args.resume, progress=not args.no_progress)
+        result = fit(cfg, resume=args.resume_from or args.resume,
+                     progress=not args.no_progress)
     except (ConfigError, FileNotFoundError) as err:
         return _err("train", err)
     except TrainingDiverged as err:
@@ -81,11 +93,14 @@ def register(sub) -> None:
                                    "--nproc_per_node N -m vidcls train CONFIG.")
     p.add_argument("config", help="YAML experiment file (see configs/)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CKPT",
-                   help="continue OUTPUT_DIR/checkpoints/last (or CKPT); starts fresh when "
-                        "there is nothing to resume")
+    p.add_argument("--resume", action="store_true",
+                   help="continue OUTPUT_DIR/checkpoints/last; starts fresh when there is "
+                        "nothing to resume (safe to use in every (re)submission of a job)")
+    p.add_argument("--resume-from", default=None, metavar="CKPT",
+                   help="continue from this checkpoint directory (must exist)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
+    p.__class__ = _OverridesParser
 
     p = sub.add_parser("eval", help="top-1/top-5/mean class accuracy, confusion matrix, "
                                     "per-video predictions",
@@ -104,6 +119,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
+    p.__class__ = _OverridesParser
 
     p = sub.add_parser("predict", help="class names and probabilities for video files",
                        description="Predict video files with a checkpoint (its stored "

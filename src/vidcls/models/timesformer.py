@@ -123,31 +123,25 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(round(dim * mlp_ratio)), drop)
-        self._fused: dict[str, tuple] = {}  # inference cache, see fused_proj_fc
 
-    def fused_proj_fc(self, prefix: str) -> tuple[Tensor, Tensor] | None:
-        """``(W, b)`` of ``{prefix}_fc(proj(.))`` as one linear map, for inference.
+    def fused_proj_fc(self, prefix: str, num_tokens: int) -> tuple[Tensor, Tensor] | None:
+        """``(W, b)`` of ``{prefix}_fc(attn.proj(.))`` as one linear map, for inference.
 
         In eval mode without autograd nothing sits between a stage's ``attn.proj`` and its
         ``_fc`` (dropout and drop-path are identities), so the two D x D products collapse
-        into one: ``W = W_fc W_proj``, ``b = W_fc b_proj + b_fc``. That saves one of the ~17
-        D x D token products per block. Cached until any of the four tensors changes (the
-        version counter moves on in-place updates such as ``load_state_dict`` or an optimizer
-        step; ``.to()`` gives new storage). Returns None when training, recording gradients,
-        or tracing/compiling (exported graphs keep the parameters as they are).
+        into one: ``W = W_fc W_proj``, ``b = W_fc b_proj + b_fc``. Forming W costs D^3
+        multiply-adds and saves ``num_tokens * D^2``, so it is done (fresh on every call: no
+        cache to go stale) only when there are more tokens than channels. Returns None when
+        training, recording gradients, or tracing/compiling (exported graphs keep the
+        parameters as they are), and when it would not pay off.
         """
-        if (self.training or torch.is_grad_enabled() or torch.jit.is_tracing()
-                or torch.compiler.is_compiling()):
-            return None
         proj, fc = getattr(self, f"{prefix}_attn").proj, getattr(self, f"{prefix}_fc")
-        tensors = (proj.weight, proj.bias, fc.weight, fc.bias)
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
-        cached = self._fused.get(prefix)
-        if cached is None or cached[0] != key:
-            weight = fc.weight @ proj.weight  # (D, D)
-            bias = torch.addmv(fc.bias, fc.weight, proj.bias)  # (D,)
-            cached = self._fused[prefix] = (key, weight, bias)
-        return cached[1], cached[2]
+        if (self.training or torch.is_grad_enabled() or num_tokens <= fc.in_features
+                or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            return None
+        weight = fc.weight @ proj.weight  # (D, D)
+        bias = torch.addmv(fc.bias, fc.weight, proj.bias)  # (D,)
+        return weight, bias
 
     def forward(self, cls: Tensor, x: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """cls ``(B, 1, D)``, x ``(B, T, N, D)`` with ``N = grid[0] * grid[1]`` -> same shapes."""
@@ -155,7 +149,7 @@ class Block(nn.Module):
             dx, _ = grouped_attention(
                 getattr(self, f"{prefix}_attn"), getattr(self, f"{prefix}_norm1"), x, grid,
                 partition, drop_path=self.drop_path, fc=getattr(self, f"{prefix}_fc"),
-                fused_proj_fc=self.fused_proj_fc(prefix))
+                fused_proj_fc=self.fused_proj_fc(prefix, x.shape[0] * x.shape[1] * x.shape[2]))
             x = x + dx
         dx, dcls = grouped_attention(self.attn, self.norm1, x, grid, self.last_partition,
                                      cls=cls, drop_path=self.drop_path)
@@ -391,21 +385,27 @@ def _build(defaults: dict, kwargs: dict) -> TimeSformer:
 
 def timesformer_base(*, num_classes: int = 400, num_frames: int = 8,
                      attention: str = "divided", img_size: int = 224, **kwargs) -> TimeSformer:
-    """TimeSformer (8 frames x 224). ``pretrained``: path to an image ViT-B/16 (timm names)
-    or a TimeSformer weight file (.safetensors / .pth)."""
+    """TimeSformer (8 frames x 224).
+
+    Other keywords go to :class:`TimeSformer` (``patch_size``, ``embed_dim``, ``depth``,
+    ``num_heads``, ``mlp_ratio``, ``dropout``, ``drop_path_rate``, ...; e.g. a tiny model for
+    tests and demos). ``pretrained``: path to an image ViT-B/16 with timm names (spatial
+    attention copied into the temporal one, as the reference does) or a TimeSformer weight
+    file, ours or the reference's (.safetensors / .pth / .pyth state dict).
+    """
     return _build(dict(num_classes=num_classes, num_frames=num_frames, attention=attention,
                        img_size=img_size), kwargs)
 
 
 def timesformer_hr(*, num_classes: int = 400, num_frames: int = 16,
                    attention: str = "divided", img_size: int = 448, **kwargs) -> TimeSformer:
-    """TimeSformer-HR (16 frames x 448)."""
+    """TimeSformer-HR (16 frames x 448); keywords as :func:`timesformer_base`."""
     return _build(dict(num_classes=num_classes, num_frames=num_frames, attention=attention,
                        img_size=img_size), kwargs)
 
 
 def timesformer_large(*, num_classes: int = 400, num_frames: int = 96,
                       attention: str = "divided", img_size: int = 224, **kwargs) -> TimeSformer:
-    """TimeSformer-L (96 frames x 224)."""
+    """TimeSformer-L (96 frames x 224); keywords as :func:`timesformer_base`."""
     return _build(dict(num_classes=num_classes, num_frames=num_frames, attention=attention,
                        img_size=img_size), kwargs)
