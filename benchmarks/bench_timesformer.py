@@ -15,7 +15,8 @@ Latency: both models in one process, runs interleaved (HF, ours, HF, ours, ...),
 ``--repeats`` after one warm-up, ``torch.inference_mode``, ``--threads`` intra-op threads.
 
 Peak memory: every measurement runs in a fresh subprocess that builds only its own model,
-runs one warm-up forward pass, returns freed heap to the OS (``malloc_trim``), resets the
+with glibc's mmap threshold fixed at 128 KiB (so freed tensors leave RSS at once), runs one
+warm-up forward pass, returns freed heap to the OS (``malloc_trim``), resets the
 kernel's peak-RSS counter (``/proc/self/clear_refs`` <- 5), runs one forward pass, and reads
 ``VmHWM`` from ``/proc/self/status``. The reported number is peak RSS during that forward
 minus RSS before it: activation memory, weights excluded. (tracemalloc does not see torch's allocations; where
@@ -96,7 +97,11 @@ def memory_child(impl: str, attention: str, frames: int, size: int, depth: int, 
 def peak_memory_mib(args, impl: str, attention: str, frames: int) -> float:
     cmd = [sys.executable, __file__, "--child", impl, attention, str(frames), str(args.size),
            str(args.depth), str(args.batch), "fp32"]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    # A fixed mmap threshold switches off glibc's dynamic one, so every tensor above 128 KiB is
+    # its own mapping, returned to the OS when freed: RSS then follows live tensor memory
+    # instead of heap fragmentation.
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+               MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["delta_kib"] / 1024
 
