@@ -15,6 +15,7 @@ from vidcls.data.datasets import (BadFileReport, VideoClipDataset, VideoRecord, 
                                   collate_clips, detect_format, parse_dataset_spec)
 from vidcls.data.sampling import sample_indices
 from vidcls.data.transforms import build_test_transform, build_train_transform
+from vidcls.data.video import VideoDecodeError
 
 
 def touch(path: Path, text: str = "") -> Path:
@@ -344,11 +345,18 @@ def test_substitution_is_deterministic_and_logged_once(bad_dataset, caplog):
     assert torch.equal(ds[len(ds) - 1]["clip"], ds[0]["clip"])
 
 
-def test_all_bad_raises_a_clear_error(tmp_path):
+def test_all_bad_raises_a_clear_error(tmp_path, clips):
     records = [VideoRecord(str(tmp_path / f"gone{i}.mp4"), 0) for i in range(3)]
     ds = VideoClipDataset(records, ["a"], num_frames=2, train=False)
     with pytest.raises(RuntimeError, match="3 bad samples in a row.*vidcls data check"):
         ds[0]
+    # max_retries=0: no substitution, the decode error itself (for prediction on given files)
+    strict = VideoClipDataset(records + [VideoRecord(str(clips[0][0]), 0)], ["a"],
+                              num_frames=2, train=False, max_retries=0)
+    with pytest.raises(VideoDecodeError, match="gone1.mp4: file not found"):
+        strict[1]
+    assert strict.bad_files == {records[1].path: "file not found"}
+    assert strict[3]["clip"].shape[0] == 2
 
 
 def test_bad_file_report_write_and_merge(tmp_path):

@@ -14,6 +14,7 @@ import yaml
 from safetensors.torch import load_file
 
 import vidcls
+import vidcls.predict  # noqa: F401  (the module is callable: vidcls.predict(...))
 from vidcls.cli import main
 from vidcls.data.synthetic import generate
 from vidcls.engine.checkpoint import load_model, read_meta
@@ -105,8 +106,9 @@ def test_train_eval_predict(tmp_path, synth, model, capsys):
     assert main(["predict", video, "--checkpoint", str(out / "checkpoints" / "last"),
                  "--top-k", "3", "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
-    api = vidcls.predict.predict([video], out / "checkpoints" / "last", top_k=3)
-    assert cli == api and len(api[0]["predictions"]) == 3
+    api = vidcls.predict([video], out / "checkpoints" / "last", top_k=3)
+    assert cli == api == vidcls.predict.predict(video, out / "checkpoints" / "last", top_k=3)
+    assert len(api[0]["predictions"]) == 3
     probs = [p["probability"] for p in api[0]["predictions"]]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
     # independent recomputation: decode + preprocess by hand, run the loaded model

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     import vidcls.engine.commands
 
     vidcls.engine.commands.register(sub)  # train, eval, predict, demo
+    import vidcls.deploy_commands
+
+    vidcls.deploy_commands.register(sub)  # convert, export, stream
     return parser
 
 

@@ -37,12 +37,12 @@ class DemoSettings:
     """Sizes of one demo run (the full run is budgeted for 10 minutes on 2 CPU cores)."""
 
     num_classes: int = 4           # 2 pairs of time-reversed classes
-    videos_per_class: int = 60
+    videos_per_class: int = 60     # 48 for training, 12 held out
     video_frames: int = 16         # frames in each synthetic video file
     size: int = 32                 # video width = height (pixels)
     num_frames: int = 8            # frames sampled per clip (T)
     backbone: str = "resnet18"
-    epochs: int = 6
+    epochs: int = 14
     batch_size: int = 8
     lr: float = 0.002
     weight_decay: float = 0.05
@@ -68,7 +68,7 @@ def demo_config(model: str, data_root: Path, out: Path, s: DemoSettings,
                  "resize": s.size, "crop": "multiscale", "flip": False},
         "train": {"epochs": s.epochs, "optimizer": "adamw", "lr": s.lr,
                   "weight_decay": s.weight_decay, "scheduler": "cosine",
-                  "warmup_epochs": min(1.0, s.epochs / 4), "channels_last": True,
+                  "warmup_epochs": min(1.0, s.epochs / 4),
                   "log_every": 5, "clip_grad_norm": 20.0},
         "output_dir": str(out), "seed": seed, "device": "cpu",
     })

@@ -448,7 +448,8 @@ class VideoClipDataset(Dataset):
 
     ``transform`` receives the decoded ``uint8 (T, H, W, 3)`` array of one clip; when it has a
     ``with_label(frames, label, rng)`` method (``TrainTransform``) that is used, so a flip can
-    swap direction labels. All clips of one item share one augmentation draw. Randomness comes
+    swap direction labels. All clips of one item share one augmentation draw. With
+    ``max_retries=0`` a bad file raises ``VideoDecodeError`` instead of being replaced. Randomness comes
     from a generator seeded by ``(seed, epoch, index, torch.initial_seed())``: reproducible for a
     given torch seed, different in every epoch and ``DataLoader`` worker; call ``set_epoch`` when
     loading in the main process.
@@ -505,9 +506,10 @@ class VideoClipDataset(Dataset):
     def labels(self) -> list:
         return [r.label for r in self.records]
 
-    def _rng(self, index: int) -> np.random.Generator:
+    def _rng(self, index: int, purpose: int) -> np.random.Generator:
+        """Independent streams for frame sampling (0) and augmentation (1) of one item."""
         return np.random.default_rng(
-            [self.seed, self.epoch, index, torch.initial_seed() % (1 << 63)])
+            [self.seed, self.epoch, index, torch.initial_seed() % (1 << 63), purpose])
 
     def _read(self, rec: VideoRecord, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Decode the sampled frames: ``(views, T)`` indices and ``uint8 (views*T, H, W, 3)``."""
@@ -543,7 +545,7 @@ class VideoClipDataset(Dataset):
                 v = to_clip_tensor(clips[c])  # (T, 3, H, W)
             elif hasattr(self.transform, "with_label"):
                 # same seed per clip: one augmentation draw for the whole item
-                v, new_label = self.transform.with_label(clips[c], label, self._rng(index))
+                v, new_label = self.transform.with_label(clips[c], label, self._rng(index, 1))
             else:
                 v = self.transform(clips[c])
             out.append(v if v.dim() == 5 else v.unsqueeze(0))  # (crops, T, 3, h, w)
@@ -551,12 +553,17 @@ class VideoClipDataset(Dataset):
             label = new_label
         return torch.cat(out), label  # (V, T, 3, h, w)
 
-    def _note_bad(self, rec: VideoRecord, reason: str, index: int, substitute: int) -> str:
-        self.num_substitutions += 1
+    def _note_bad(self, rec: VideoRecord, reason: str, index: int, substitute: int | None
+                  ) -> str:
+        if substitute is not None:
+            self.num_substitutions += 1
         if rec.path not in self.bad_files:
             self.bad_files[rec.path] = reason
-            logger.warning("bad video %s: %s; using sample %d instead of %d", rec.path, reason,
-                           substitute, index)
+            if substitute is None:
+                logger.warning("bad video %s: %s", rec.path, reason)
+            else:
+                logger.warning("bad video %s: %s; using sample %d instead of %d", rec.path,
+                               reason, substitute, index)
         return f"{rec.path}: {reason}"
 
     def __getitem__(self, index: int) -> dict:
@@ -565,13 +572,17 @@ class VideoClipDataset(Dataset):
             raise IndexError(f"index {index} out of range for a dataset of {n} samples")
         index = index % n
         bad: list[str] = []
-        for attempt in range(min(self.max_retries, n - 1) + 1):
+        attempts = min(self.max_retries, n - 1) + 1
+        for attempt in range(attempts):
             j = (index + attempt) % n
             rec = self.records[j]
             try:
-                idx, frames = self._read(rec, self._rng(index))
+                idx, frames = self._read(rec, self._rng(index, 0))
             except VideoDecodeError as e:
-                bad.append(self._note_bad(rec, e.reason, index, (j + 1) % n))
+                last = attempt == attempts - 1
+                bad.append(self._note_bad(rec, e.reason, index, None if last else (j + 1) % n))
+                if self.max_retries == 0:
+                    raise  # no substitution wanted (prediction on given files)
                 continue
             clip, label = self._views(frames, idx.shape[0], rec.label, index)
             if clip.shape[0] == 1:

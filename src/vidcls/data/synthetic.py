@@ -120,11 +120,15 @@ class _Scene:
         self.ys, self.xs = np.meshgrid(coords, coords, indexing="ij")  # (2S, 2S)
         # background: a dull colour plus a smooth low-contrast pattern (upsampled 4x4 noise)
         bg = _hsv_to_rgb(rng.random(), rng.uniform(0.1, 0.45), rng.uniform(0.25, 0.6))
-        noise = rng.normal(0.0, 0.08, (4, 4, 3))
+        noise = rng.normal(0.0, 0.08, (4, 4, 3)).astype(np.float32)
         pos = np.clip(coords / size * 4 - 0.5, 0, 3)  # (2S,) position on the 4x4 noise grid
         w = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(4)[None, :]))  # (2S, 4)
-        blobs = np.einsum("lk,ikc->ilc", w, np.einsum("ij,jkc->ikc", w, noise))  # (2S, 2S, 3)
+        w = w.astype(np.float32)
+        rows = (w[:, :, None, None] * noise[None]).sum(1)  # (2S, 4, 3): bilinear along y
+        blobs = sum(w[None, :, k, None] * rows[:, None, k, :] for k in range(4))  # (2S, 2S, 3)
         self.background = np.clip(bg + blobs, 0.0, 1.0).astype(np.float32)  # (2S, 2S, 3)
+        # the frame without the object, already downsampled and quantised
+        self.background_u8 = _to_uint8(_downsample(self.background))  # (S, S, 3)
         # object: saturated colour, second colour for the texture at a distant hue
         hue = rng.random()
         self.color1 = _hsv_to_rgb(hue, 1.0, 1.0).astype(np.float32)
@@ -139,12 +143,15 @@ class _Scene:
     def render(self, cx: float, cy: float, radius: float, angle: float = 0.0,
                sx: float = 1.0, sy: float = 1.0, alpha: float = 1.0) -> np.ndarray:
         """One frame: object centred at ``(cx, cy)`` px, ``radius`` px, rotated ``angle``."""
-        # only the object's bounding square (shapes lie in [-1, 1]^2, so within sqrt(2) radii)
+        # Only the object's bounding square is rendered (supersampled, then averaged 2x2); the
+        # rest of the frame is the precomputed background. Shapes lie in [-1, 1]^2, so within
+        # sqrt(2) radii of the centre.
         ext = 1.42 * radius * max(sx, sy)
-        y0, y1 = max(0, int(2 * (cy - ext))), min(2 * self.size, int(2 * (cy + ext)) + 2)
-        x0, x1 = max(0, int(2 * (cx - ext))), min(2 * self.size, int(2 * (cx + ext)) + 2)
-        img = self.background.copy()  # (2S, 2S, 3)
-        if y0 < y1 and x0 < x1 and alpha > 0:
+        py0, py1 = max(0, int(cy - ext)), min(self.size, int(cy + ext) + 2)  # output pixels
+        px0, px1 = max(0, int(cx - ext)), min(self.size, int(cx + ext) + 2)
+        img = self.background_u8.copy()  # (S, S, 3)
+        if py0 < py1 and px0 < px1 and alpha > 0:
+            y0, y1, x0, x1 = 2 * py0, 2 * py1, 2 * px0, 2 * px1  # supersampled grid
             dx, dy = self.xs[y0:y1, x0:x1] - cx, self.ys[y0:y1, x0:x1] - cy
             c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
             u = (c * dx + s * dy) * np.float32(1.0 / (radius * sx))  # object coordinates
@@ -156,10 +163,19 @@ class _Scene:
                 obj = np.where(second, self.color2, self.color1)  # (h, w, 3)
             else:  # solid with a darker half, so the rotation of symmetric shapes shows
                 obj = np.where((u > 0)[..., None], self.color1, self.color_dark)
-            bg = img[y0:y1, x0:x1]
-            img[y0:y1, x0:x1] = bg + (obj - bg) * mask[..., None]
-        img = img[0::2, 0::2] + img[1::2, 0::2] + img[0::2, 1::2] + img[1::2, 1::2]  # (S, S, 3)
-        return (img * np.float32(255.0 / 4) + np.float32(0.5)).astype(np.uint8)
+            bg = self.background[y0:y1, x0:x1]
+            region = bg + (obj - bg) * mask[..., None]  # (2h, 2w, 3)
+            img[py0:py1, px0:px1] = _to_uint8(_downsample(region))
+        return img
+
+
+def _downsample(img: np.ndarray) -> np.ndarray:
+    """Average 2x2 blocks: ``(2h, 2w, 3)`` -> ``(h, w, 3)``."""
+    return (img[0::2, 0::2] + img[1::2, 0::2] + img[0::2, 1::2] + img[1::2, 1::2]) * 0.25
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return (img * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
 
 
 def temporal_trajectory(rng: np.random.Generator, motion: str, direction, num_frames: int,
@@ -287,7 +303,7 @@ def generate(out_dir: str | os.PathLike, kind: str = "temporal", *, num_classes:
     out = Path(out_dir)
     options = dict(kind=kind, num_classes=num_classes, videos_per_class=videos_per_class,
                    num_frames=num_frames, size=size, seed=seed, val_fraction=val_fraction,
-                   version=1)
+                   version=2)
     info = dict(root=str(out), kind=kind, classes=classes, train_list=str(out / "train.txt"),
                 val_list=str(out / "val.txt"), classes_file=str(out / "classes.txt"),
                 flip_label_map=flip_label_map(kind, num_classes), options=options)

@@ -265,8 +265,7 @@ class Trainer:
     def __init__(self, cfg: Config, *, progress: bool = True, datasets=None, model=None):
         self.cfg = cfg
         self.progress = progress
-        self.device_probe = resolve_device(cfg.device)
-        self.dist = init_distributed(self.device_probe.type)
+        self.dist = init_distributed(resolve_device(cfg.device).type)
         self.device = resolve_device(cfg.device, self.dist.local_rank)
         self.out = Path(cfg.output_dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -666,8 +665,8 @@ class Trainer:
 def fit(cfg: Config, *, resume: str | Path | bool | None = None, progress: bool = True,
         datasets=None, model: nn.Module | None = None) -> FitResult:
     """Train as ``cfg`` says. Under ``torchrun`` every process calls this."""
-    trainer = Trainer(cfg, progress=progress, datasets=datasets, model=model)
     try:
+        trainer = Trainer(cfg, progress=progress, datasets=datasets, model=model)
         return trainer.fit(resume=resume)
     finally:
         cleanup_distributed()

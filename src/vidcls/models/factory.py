@@ -55,6 +55,9 @@ def create_model(name: str, *, num_classes: int = 400, num_frames: int | None = 
             raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
         kwargs["num_frames"] = num_frames
     model = builder(num_classes=num_classes, **kwargs)
+    # ``pretrained`` is an initialisation file, not architecture: the trained weights travel
+    # with the checkpoint, so rebuilding must not need (or re-read) that file.
+    arch_options = {k: v for k, v in options.items() if k != "pretrained"}
     model.build_config = {"name": name, "num_classes": num_classes,
-                          "num_frames": model.num_frames, **options}
+                          "num_frames": model.num_frames, **arch_options}
     return model

@@ -1,0 +1,218 @@
+"""``vidcls convert | export | stream``: argument parsing only; the work is in
+``vidcls.convert``, ``vidcls.export`` and ``vidcls.stream``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _err(command: str, err: BaseException) -> int:
+    print(f"vidcls {command}: error: {err}", file=sys.stderr)
+    return 2
+
+
+# ------------------------------------------------------------------------------ convert
+_CONVERT_OPTIONS = ("num_frames", "shift_div", "shift_place", "shift_mode", "classes",
+                    "num_classes", "num_heads", "img_size", "attention", "model", "config")
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from vidcls.convert import convert_checkpoint
+
+    options = {k: getattr(args, k) for k in _CONVERT_OPTIONS if getattr(args, k) is not None}
+    try:
+        out = convert_checkpoint(args.src, args.dst, args.fmt, **options)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        return _err("convert", err)
+    from vidcls.engine.checkpoint import read_meta
+
+    meta = read_meta(out)
+    model = meta["model"]
+    settings = ", ".join(f"{k}={v}" for k, v in model.items() if k not in ("name",))
+    print(f"wrote {out}: {model['name']} ({settings})")
+    prep = meta["preprocessing"]
+    print(f"  preprocessing: mean={prep.get('mean')} std={prep.get('std')} "
+          f"resize={prep.get('resize')} crop={prep.get('input_size')}")
+    print(f"  classes: {len(meta['classes'])} ({', '.join(meta['classes'][:3])}, ...)")
+    return 0
+
+
+def add_convert_parser(sub) -> None:
+    from vidcls.convert import FORMATS
+
+    p = sub.add_parser(
+        "convert", help="convert a published checkpoint into a vidcls checkpoint",
+        description="Convert a checkpoint of the reference implementations into a vidcls "
+                    "checkpoint (model.safetensors + meta.json) for predict, eval, stream and "
+                    "train --init. Settings the file does not store are read from its name "
+                    "(TSM) or stored config (mmaction2) and can be overridden.")
+    p.add_argument("src", help="checkpoint file (or a save_pretrained directory for "
+                               "timesformer-hf)")
+    p.add_argument("dst", help="output checkpoint directory")
+    p.add_argument("--from", dest="fmt", required=True, choices=sorted(FORMATS),
+                   help="source format")
+    p.add_argument("--num-frames", type=int, help="frames per clip (TSM segments; TimeSformer "
+                                                  "time embedding is interpolated)")
+    p.add_argument("--shift-div", type=int, help="TSM: 1/shift_div of the channels move each "
+                                                 "way (default: from the file, else 8)")
+    p.add_argument("--shift-place", choices=("residual", "inplace"),
+                   help="TSM init from torchvision weights: where the shift goes")
+    p.add_argument("--shift-mode", choices=("bidirectional", "unidirectional"),
+                   help="TSM init from torchvision weights: offline or online shift")
+    p.add_argument("--classes", help="class names: a text file (one per line, in label order) "
+                                     "or kinetics400 / jester")
+    p.add_argument("--num-classes", type=int, help="classes of a model initialised from image "
+                                                   "weights (torchvision-resnet, timm-vit)")
+    p.add_argument("--num-heads", type=int, help="TimeSformer attention heads (not stored in "
+                                                 "checkpoints; default embed_dim / 64)")
+    p.add_argument("--img-size", type=int, help="TimeSformer crop size (position embedding is "
+                                                "interpolated)")
+    p.add_argument("--attention", help="timm-vit: TimeSformer attention scheme (divided, joint, "
+                                       "space, local_global, axial)")
+    p.add_argument("--model", help="torchvision-resnet: target model, e.g. tsm_resnet50 or "
+                                   "tsn_resnet50")
+    p.add_argument("--config", help="timesformer-hf: config.json for a bare weight file")
+    p.set_defaults(func=cmd_convert)
+
+
+# ------------------------------------------------------------------------------ export
+def cmd_export(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from vidcls.engine.checkpoint import load_model
+    from vidcls.export import OnnxClassifier, OnnxStreamSession, export_onnx
+
+    try:
+        model, meta = load_model(args.checkpoint)
+        out = Path(args.output or Path(args.checkpoint) / (
+            "model_online.onnx" if args.online else "model.onnx"))
+        export_onnx(model, out, online=args.online, input_size=args.input_size,
+                    num_frames=args.num_frames, opset=args.opset, meta=meta,
+                    exporter=args.exporter)
+    except (ValueError, FileNotFoundError) as err:
+        return _err("export", err)
+    print(f"wrote {out}")
+    if args.no_verify:
+        return 0
+    # Check the export against PyTorch on random input (batch 2: the batch axis is dynamic).
+    torch.manual_seed(0)
+    if args.online:
+        from vidcls.streaming import OnlineTSM
+
+        session = OnnxStreamSession(out)
+        size = session.meta["frame_shape"][-1]
+        frames = torch.randn(2, 4, 3, size, size)
+        online = OnlineTSM(model)
+        diff = max(float(np.abs(session.step(frames[:, t]) - online.step(frames[:, t]).numpy())
+                         .max()) for t in range(frames.shape[1]))
+    else:
+        classifier = OnnxClassifier(out)
+        clip = torch.randn(2, *classifier.meta["clip_shape"])
+        with torch.no_grad():
+            diff = float(np.abs(classifier(clip) - model(clip).numpy()).max())
+    print(f"onnxruntime vs PyTorch: max |logit difference| = {diff:.2e}")
+    return 0 if diff < 1e-3 else 1
+
+
+def add_export_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (offline or online TSM)",
+                       description="Export a vidcls checkpoint to ONNX with a dynamic batch "
+                                   "axis. --online exports a unidirectional TSM as a step "
+                                   "function whose shift caches are explicit inputs/outputs.")
+    p.add_argument("checkpoint", help="vidcls checkpoint directory")
+    p.add_argument("--format", default="onnx", choices=("onnx",), help="export format")
+    p.add_argument("--online", action="store_true", help="export the streaming step function")
+    p.add_argument("-o", "--output", help="output file (default: CKPT/model[_online].onnx)")
+    p.add_argument("--input-size", type=int, help="crop size (default: the checkpoint's)")
+    p.add_argument("--num-frames", type=int, help="frames per clip of an offline graph")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--exporter", default="torchscript", choices=("torchscript", "dynamo"))
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the onnxruntime vs PyTorch check")
+    p.set_defaults(func=cmd_export)
+
+
+# ------------------------------------------------------------------------------ stream
+def cmd_stream(args: argparse.Namespace) -> int:
+    from vidcls.stream import (AnnotatedWriter, StreamPredictor, StreamStats, open_source,
+                               overlay_text, stream_predictions)
+
+    try:
+        predictor = StreamPredictor(args.checkpoint, backend=args.backend, smooth=args.smooth,
+                                    top_k=args.top_k, onnx_path=args.onnx,
+                                    threads=args.threads)
+        fps = None
+        if args.output:
+            probe = open_source(args.source, input_format=args.input_format)
+            fps = probe.fps
+            if probe.close is not None:
+                probe.close()
+        stats = StreamStats()
+        records = stream_predictions(args.source, predictor=predictor, stats=stats,
+                                     max_frames=args.max_frames, with_frames=bool(args.output),
+                                     input_format=args.input_format)
+        writer = AnnotatedWriter(args.output, fps=fps) if args.output else None
+    except (ValueError, FileNotFoundError) as err:
+        return _err("stream", err)
+    interrupted = False
+    try:
+        for rec in records:
+            if writer is not None:
+                writer.write(rec.pop("image"), overlay_text(rec))
+            if args.json:
+                rec = {k: v for k, v in rec.items() if k != "logits"}
+                print(json.dumps(rec), flush=True)
+            else:
+                print(f"frame {rec['frame']:6d}  {rec['label']:<30.30s} {100 * rec['score']:5.1f}%"
+                      f"  {rec['latency_ms']:7.1f} ms  {rec['fps']:6.1f} fps", flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    except ValueError as err:
+        return _err("stream", err)
+    finally:
+        records.close()
+        if writer is not None:
+            writer.close()
+    summary = {**stats.summary(), "interrupted": interrupted, "backend": args.backend}
+    if args.json:
+        print(json.dumps({"summary": summary}), flush=True)
+    else:
+        mean, p95 = summary["mean_latency_ms"], summary["p95_latency_ms"]
+        print(f"{summary['frames']} frames"
+              + (f", latency mean {mean:.1f} ms / p95 {p95:.1f} ms, {summary['fps']:.1f} fps"
+                 if summary["frames"] else "")
+              + (" (interrupted)" if interrupted else ""), file=sys.stderr)
+    if writer is not None:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def add_stream_parser(sub) -> None:
+    p = sub.add_parser("stream", help="classify a live stream frame by frame (online TSM)",
+                       description="Classify a video file, frame folder, camera (0, /dev/video0) "
+                                   "or URL frame by frame with an online (unidirectional) TSM; "
+                                   "prints the prediction averaged over the last frames with "
+                                   "per-frame latency and fps. Ctrl-C stops with a summary.")
+    p.add_argument("source", help="video file, frame folder, camera index/device or URL")
+    p.add_argument("--checkpoint", required=True, help="vidcls checkpoint directory")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnx"))
+    p.add_argument("--onnx", help="onnx backend: an existing online export to use")
+    p.add_argument("--smooth", type=int, default=12,
+                   help="average the logits over the last N frames (default 12, as the TSM demo)")
+    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--output", help="write the video with the label drawn on it (e.g. out.mp4)")
+    p.add_argument("--json", action="store_true", help="one JSON record per frame")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--input-format", help="FFmpeg input format (e.g. v4l2, avfoundation)")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    p.set_defaults(func=cmd_stream)
+
+
+def register(sub) -> None:
+    """Add ``convert``, ``export`` and ``stream`` to the ``vidcls`` command."""
+    add_convert_parser(sub)
+    add_export_parser(sub)
+    add_stream_parser(sub)
