@@ -59,14 +59,14 @@ def write_config(path: Path, root: Path, out: Path, model: dict, **sections) -> 
     return path
 
 
-@pytest.mark.parametrize("model", [
-    {"name": "tsm_resnet18", "dropout": 0.2},
-    TINY_TIMESFORMER,
-], ids=["tsm", "timesformer"])
-def test_train_eval_predict(tmp_path, synth, model, capsys):
+@pytest.mark.parametrize("model, train", [
+    ({"name": "tsm_resnet18", "dropout": 0.2}, {"channels_last": True, "partial_bn": True}),
+    (TINY_TIMESFORMER, {"precision": "bf16", "optimizer": "adamw", "lr": 1e-3}),
+], ids=["tsm", "timesformer-bf16"])
+def test_train_eval_predict(tmp_path, synth, model, train, capsys):
     out = tmp_path / "run"
     cfg_path = write_config(tmp_path / "c.yaml", synth, out, model,
-                            train={"tensorboard": True, "channels_last": True})
+                            train={"tensorboard": True, **train})
     assert main(["train", str(cfg_path), "--no-progress"]) == 0
     # run directory: resolved config, metrics log, TensorBoard, last + best checkpoints
     assert load_config(out / "config.yaml").model.name == model["name"]
@@ -127,6 +127,48 @@ def test_train_eval_predict(tmp_path, synth, model, capsys):
     top = p.topk(3)
     assert [d["index"] for d in api[0]["predictions"]] == top.indices.tolist()
     assert probs == pytest.approx(top.values.tolist(), abs=1e-5)
+
+
+def test_gradient_accumulation_matches_large_batch(tmp_path, synth):
+    """batch 2 x 2 accumulation steps == batch 4 (LayerNorm model: no batch statistics)."""
+    weights = []
+    for batch, accum in ((4, 1), (2, 2)):
+        out = tmp_path / f"b{batch}"
+        cfg = load_config(write_config(tmp_path / "c.yaml", synth, out, TINY_TIMESFORMER,
+                                       data={"batch_size": batch},
+                                       train={"accumulate_steps": accum, "epochs": 1,
+                                              "momentum": 0.9, "tensorboard": False}))
+        result = fit(cfg, progress=False)
+        assert result.epochs_done == 1
+        weights.append(load_file(out / "checkpoints" / "last" / "model.safetensors"))
+    worst = max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0])
+    assert worst < 1e-5
+
+
+def test_pretrained_imagenet_weights_are_loaded(tmp_path, synth):
+    """model.pretrained: a torchvision-named ResNet-18 file initialises the backbone."""
+    from safetensors.torch import save_file
+
+    from vidcls.engine.trainer import Trainer
+    from vidcls.models import create_model
+
+    torch.manual_seed(123)
+    donor = create_model("tsn_resnet18", num_classes=4).backbone.state_dict()
+    donor = {k: v for k, v in donor.items()}
+    donor["fc.weight"] = torch.zeros(1000, 512)  # an ImageNet classifier is skipped
+    donor["fc.bias"] = torch.zeros(1000)
+    path = tmp_path / "resnet18-imagenet.safetensors"
+    save_file(donor, str(path))
+    cfg = load_config(write_config(tmp_path / "c.yaml", synth, tmp_path / "run",
+                                   {"name": "tsm_resnet18", "pretrained": str(path)}))
+    trainer = Trainer(cfg, progress=False)
+    got = trainer.model.backbone.state_dict()
+    for k in ("conv1.weight", "layer1.0.conv1.weight", "layer4.1.bn2.running_var"):
+        assert torch.equal(got[k], donor[k]), k
+    bad = load_config(write_config(tmp_path / "c.yaml", synth, tmp_path / "run",
+                                   {"name": "tsm_resnet18", "pretrained": "missing.pth"}))
+    with pytest.raises(ValueError, match="model.pretrained: file 'missing.pth' not found"):
+        Trainer(bad, progress=False)
 
 
 def test_corrupt_files_train_to_the_end(tmp_path, synth, capsys):
