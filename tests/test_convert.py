@@ -24,6 +24,16 @@ from vidcls.models.resnet import resnet18
 from vidcls.resources import class_names
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and the test CPU is shared: one thread avoids
+    oversubscription stalls (several times slower with 2 threads on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _calibrate(model: nn.Module, clip_shape, seed: int = 0) -> nn.Module:
     """Batch-norm statistics from random clips and random BN affine parameters, so every
     channel matters and a misplaced or permuted weight shows in the logits."""
@@ -155,13 +165,15 @@ def test_tsm_official_rejects_misplaced_shift_and_wrong_filename(tmp_path):
 
 def test_parse_tsm_filename():
     info = parse_tsm_filename("TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth")
-    assert info == {"temporal_pool": False, "non_local": False, "shift_div": 8,
+    assert info == {"temporal_pool": False, "non_local": False, "dense": False, "shift_div": 8,
                     "shift_place": "residual", "num_frames": 8, "dataset": "kinetics",
                     "modality": "RGB", "arch": "resnet50"}
     info = parse_tsm_filename("TSM_something_RGB_resnet50_shift4_block_avg_segment16_e45_tpool.pth")
     assert (info["shift_div"], info["shift_place"], info["num_frames"], info["temporal_pool"]) \
         == (4, "inplace", 16, True)
     assert "shift_div" not in parse_tsm_filename("TSM_kinetics_RGB_resnet50_avg_segment5_e50.pth")
+    assert parse_tsm_filename("TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e100_dense"
+                              ".pth")["dense"]
 
 
 # --------------------------------------------------------------------- MobileNetV2, TSM repo
@@ -490,6 +502,11 @@ def test_timesformer_hf_matches_transformers(tmp_path):
     with torch.no_grad():
         expected = hf(pixel_values=x).logits
         torch.testing.assert_close(conv.model(x), expected, atol=1e-4, rtol=1e-4)
+    # a bare weight file with its config converts the same
+    bare = convert(tmp_path / "hf" / "model.safetensors", "timesformer-hf",
+                   config=tmp_path / "hf" / "config.json")
+    with torch.no_grad():
+        torch.testing.assert_close(bare.model(x), expected, atol=1e-4, rtol=1e-4)
 
 
 def mma_timesformer_forward(p: dict, x, heads):
@@ -624,3 +641,18 @@ def test_cli_convert(tmp_path, capsys):
                             "timesformer-hf", "timesformer-mmaction2", "torchvision-resnet",
                             "timm-vit"}
     json.dumps(meta)  # plain JSON
+
+
+def test_resnet101_shift_sites_every_second_block():
+    """The TSM authors shift every second block of ResNet-101 (n_round = 2); a checkpoint
+    shifting every block does not fit vidcls' tsm_resnet101 and is refused."""
+    from vidcls.convert import _OFFICIAL_SHIFT_PATTERNS, _check_shift_sites, _shift_sites
+
+    with torch.device("meta"):
+        model = create_model("tsm_resnet101", num_classes=10)
+    blocks = [(s, b) for s, n in enumerate([3, 4, 23, 3], start=1) for b in range(n)]
+    every_second = [f"backbone.layer{s}.{b}.conv1.net.weight" for s, b in blocks if b % 2 == 0]
+    _check_shift_sites(model, _shift_sites(every_second, _OFFICIAL_SHIFT_PATTERNS), "ckpt")
+    every = [f"backbone.layer{s}.{b}.conv1.net.weight" for s, b in blocks]
+    with pytest.raises(ValueError, match="only in the file"):
+        _check_shift_sites(model, _shift_sites(every, _OFFICIAL_SHIFT_PATTERNS), "ckpt")

@@ -611,7 +611,10 @@ def _build_tsn(arch: str, *, num_classes: int, num_frames: int, place: str | Non
                         temporal_pool=temporal_pool)
 
 
-def _tsm_prep(num_frames: int) -> dict:
+def _tsm_prep(num_frames: int, dense: bool = False) -> dict:
+    if dense:  # the TSM repo's dense_sample: T frames 64 // T apart
+        return {**IMAGENET_PREP, "num_frames": num_frames, "sampling": "dense",
+                "clip_len": num_frames, "frame_interval": max(1, 64 // num_frames)}
     return {**IMAGENET_PREP, "num_frames": num_frames, "sampling": "segment"}
 
 
@@ -620,9 +623,10 @@ def parse_tsm_filename(name: str | Path) -> dict:
     """Settings the TSM authors encode in checkpoint names, read the way their
     ``test_models.py`` does: ``TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth``
     -> dataset, modality, arch, shift_div, shift_place, num_frames (segments), temporal_pool
-    (``tpool``) and non_local (``_nl``)."""
+    (``tpool``), non_local (``_nl``) and dense (``_dense``: I3D-style dense sampling)."""
     stem = Path(name).name
-    info: dict[str, Any] = {"temporal_pool": "tpool" in stem, "non_local": "_nl" in stem}
+    info: dict[str, Any] = {"temporal_pool": "tpool" in stem, "non_local": "_nl" in stem,
+                            "dense": "_dense" in stem}
     if "shift" in stem:
         parts = stem.split("_")
         i = next(j for j, p in enumerate(parts) if "shift" in p)
@@ -707,7 +711,7 @@ def convert_tsm_official(src: str | Path, *, num_frames: int | None = None,
         _check_shift_sites(model, sites, src)
     _load_converted(model, out, src)
     names = resolve_classes(classes, num_classes, info.get("dataset", Path(src).name))
-    return Converted(model, names, _tsm_prep(frames),
+    return Converted(model, names, _tsm_prep(frames, info["dense"]),
                      {"arch": arch, "shift_place": place, "shift_div": div if place else None,
                       "num_frames": frames, "temporal_pool": temporal_pool})
 
@@ -798,8 +802,8 @@ def convert_tsm_mmaction2(src: str | Path, *, num_frames: int | None = None,
         else:
             raise ValueError(f"{src}: unexpected key {key!r} (expected backbone.* and "
                              "cls_head.fc_cls.*)")
-    sites = {(f"{block}", place) for block, place in
-             _shift_sites((k[len("backbone."):] for k in out), _MMA_SHIFT_PATTERNS)}
+    sites = _shift_sites((k[len("backbone."):] for k in out if k.startswith("backbone.")),
+                         _MMA_SHIFT_PATTERNS)
     out = {_strip_net(k): v for k, v in out.items()}
     out = {("backbone." + _rename(k[len("backbone."):], _MMA_TSM_RULES))
            if k.startswith("backbone.") else k: v for k, v in out.items()}
@@ -920,6 +924,8 @@ def convert_tsm_paddle(src: str | Path, *, num_frames: int | None = None,
     ``temporal_shift(x, num_seg, 1 / num_seg)`` -- so ``shift_div = num_seg`` (8) -- and its
     shift is the mirror of the TSM authors': the weights are rewritten by
     :func:`mirror_shift_channels` so vidcls' shift computes the same function.
+    ``num_frames`` is the training segment count (default 8); ``shift_div`` defaults to it
+    (pass it explicitly to evaluate with another frame count).
     """
     raw = read_paddle_params(src)
     body, out = {}, {}

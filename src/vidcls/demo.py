@@ -133,6 +133,13 @@ def train_side_by_side(configs: dict[str, Config], out: Path, *, n_train: int,
                 proc, log, t0 = running[label]
                 if label in bars:
                     _update_bar(bars[label], jobs[label]["run"] / "metrics.jsonl")
+                else:  # plain lines, one per finished epoch (logs, CI, --no-progress)
+                    hist = _history(jobs[label]["run"])
+                    for h in hist[jobs[label].setdefault("printed", 0):]:
+                        print(f"  {label} epoch {h['epoch']}/{configs[label].train.epochs}: "
+                              f"loss {h['train_loss']:.3f}, val top-1 "
+                              f"{h.get('val_top1', float('nan')):.1f}%", flush=True)
+                    jobs[label]["printed"] = len(hist)
                 if proc.poll() is None:
                     continue
                 log.close()
@@ -150,11 +157,12 @@ def train_side_by_side(configs: dict[str, Config], out: Path, *, n_train: int,
         for bar in bars.values():
             bar.close()
     for label, job in jobs.items():
-        hist = _history(job["run"])
-        if hist and not progress:
-            h = hist[-1]
-            print(f"  {label}: {len(hist)} epochs, loss {h['train_loss']:.3f}, val top-1 "
-                  f"{h.get('val_top1', float('nan')):.1f}% ({seconds[label]:.0f}s)", flush=True)
+        if not progress:
+            for h in _history(job["run"])[job.get("printed", 0):]:
+                print(f"  {label} epoch {h['epoch']}/{configs[label].train.epochs}: "
+                      f"loss {h['train_loss']:.3f}, val top-1 "
+                      f"{h.get('val_top1', float('nan')):.1f}%", flush=True)
+        print(f"  {label}: trained in {seconds[label]:.0f}s", flush=True)
     return seconds
 
 

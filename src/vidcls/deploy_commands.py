@@ -140,6 +140,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from vidcls.stream import (AnnotatedWriter, StreamPredictor, StreamStats, open_source,
                                overlay_text, stream_predictions)
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         predictor = StreamPredictor(args.checkpoint, backend=args.backend, smooth=args.smooth,
                                     top_k=args.top_k, onnx_path=args.onnx,
@@ -207,7 +211,8 @@ def add_stream_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON record per frame")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--input-format", help="FFmpeg input format (e.g. v4l2, avfoundation)")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    p.add_argument("--threads", type=int, help="CPU threads for the model (torch and "
+                                               "onnxruntime; 1 is best on a busy machine)")
     p.set_defaults(func=cmd_stream)
 
 

@@ -65,7 +65,9 @@ def _input_size(model: nn.Module, input_size: int | None) -> int:
 
 
 def _run_exporter(module: nn.Module, args: tuple, path: Path, *, input_names: list[str],
-                  output_names: list[str], opset: int, exporter: str) -> None:
+                  output_names: list[str], opset: int, exporter: str, varargs: bool) -> None:
+    """Export with a dynamic batch axis on every input and output. ``varargs``: ``module``
+    takes ``(first, *rest)`` (the online step), which ``torch.export`` describes as a pair."""
     if exporter not in EXPORTERS:
         raise ValueError(f"unknown exporter {exporter!r}; use one of {EXPORTERS}")
     with warnings.catch_warnings():
@@ -79,10 +81,11 @@ def _run_exporter(module: nn.Module, args: tuple, path: Path, *, input_names: li
                               do_constant_folding=True)
         else:
             batch = torch.export.Dim("batch")
-            shapes = tuple({0: batch} for _ in args)
+            shapes = (({0: batch}, tuple({0: batch} for _ in args[1:])) if varargs
+                      else tuple({0: batch} for _ in args))
             program = torch.onnx.export(module, args, input_names=input_names,
                                         output_names=output_names, opset_version=max(opset, 18),
-                                        dynamo=True, dynamic_shapes=shapes)
+                                        dynamo=True, dynamic_shapes=shapes, verbose=False)
             program.save(str(path))
 
 
@@ -98,15 +101,17 @@ def _write_metadata(path: Path, props: dict[str, str]) -> None:
 
 
 @torch.no_grad()
-def export_onnx(model: nn.Module, path: str | Path, *, online: bool = False,
-                input_size: int | None = None, num_frames: int | None = None, opset: int = 17,
-                meta: dict | None = None, exporter: str = "torchscript") -> Path:
+def export_onnx(model: nn.Module, path: str | Path, online: bool = False,
+                input_size: int | None = None, *, num_frames: int | None = None,
+                opset: int = 17, meta: dict | None = None,
+                exporter: str = "torchscript") -> Path:
     """Export ``model`` to ONNX at ``path``; returns the path.
 
     ``input_size``: crop size of the exported graph (default: the model's preprocessing,
     else 224); ``num_frames``: frames per clip of an offline graph (default: the model's).
     ``online=True`` exports the unidirectional TSM step function (see the module docstring).
     ``meta``: a checkpoint's meta (classes, preprocessing) to record in the ONNX metadata.
+    The model is put in eval mode on the CPU in float32 (export is for deployment).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +126,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, online: bool = False,
         state_out = [f"state_out_{i}" for i in range(len(state))]
         inputs, outputs = ["frame", *state_in], ["logits", *state_out]
         _run_exporter(step, (frame, *state), path, input_names=inputs, output_names=outputs,
-                      opset=opset, exporter=exporter)
+                      opset=opset, exporter=exporter, varargs=True)
         props.update({"vidcls.kind": "online", "vidcls.state_names": json.dumps(state_in),
                       "vidcls.state_shapes": json.dumps([list(s.shape[1:]) for s in state]),
                       "vidcls.frame_shape": json.dumps([3, size, size])})
@@ -130,7 +135,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, online: bool = False,
         clip = torch.zeros(1, frames, 3, size, size)
         inputs, outputs = ["clip"], ["logits"]
         _run_exporter(model, (clip,), path, input_names=inputs, output_names=outputs,
-                      opset=opset, exporter=exporter)
+                      opset=opset, exporter=exporter, varargs=False)
         props.update({"vidcls.kind": "offline",
                       "vidcls.clip_shape": json.dumps([frames, 3, size, size])})
     props.update({"vidcls.input_names": json.dumps(inputs),

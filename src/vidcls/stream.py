@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,8 @@ def _pyav_frames(source: str, input_format: str | None, options: dict | None) ->
         container.close()
         raise ValueError(f"{source!r} has no video stream")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    if Path(source).is_file():  # frame threading buffers frames: fine for files, not live
+        stream.thread_type = "AUTO"
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate else None
 
@@ -97,6 +99,8 @@ def _pyav_frames(source: str, input_format: str | None, options: dict | None) ->
                 t = float(frame.pts * stream.time_base) if frame.pts is not None and \
                     stream.time_base else None
                 yield frame.to_ndarray(format="rgb24"), t
+        except av.error.FFmpegError as err:  # a dropped connection or corrupt tail ends the
+            warnings.warn(f"stream {source!r} ended early: {err}")  # stream, not the program
         finally:
             container.close()
 
@@ -172,20 +176,26 @@ class _OnnxBackend:
 
     def __init__(self, model: nn.Module, meta: dict, size: int, onnx_path: str | Path | None,
                  threads: int | None):
-        from vidcls.export import OnnxClassifier, OnnxStreamSession, export_onnx
+        from vidcls.export import export_onnx
 
-        self._tmp = None
         online = model.tsm is not None
-        if onnx_path is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="vidcls-stream-")
-            onnx_path = Path(self._tmp.name) / "model.onnx"
-            export_onnx(model, onnx_path, online=online, input_size=size, num_frames=1,
-                        meta=meta)
+        if onnx_path is None:  # export now; the session holds the graph, the file can go
+            with tempfile.TemporaryDirectory(prefix="vidcls-stream-") as tmp:
+                path = Path(tmp) / "model.onnx"
+                export_onnx(model, path, online=online, input_size=size, num_frames=1,
+                            meta=meta)
+                self._open(path, online, threads)
+        else:
+            self._open(onnx_path, online, threads)
+
+    def _open(self, path: str | Path, online: bool, threads: int | None) -> None:
+        from vidcls.export import OnnxClassifier, OnnxStreamSession
+
         if online:
-            self.session = OnnxStreamSession(onnx_path, threads=threads)
+            self.session = OnnxStreamSession(path, threads=threads)
             self.run = self.session.step
         else:
-            classifier = OnnxClassifier(onnx_path, threads=threads)
+            classifier = OnnxClassifier(path, threads=threads)
             self.session = None
             self.run = lambda frame: classifier(frame[:, None])  # (1, 1, 3, S, S)
 
@@ -203,13 +213,14 @@ class StreamPredictor:
 
     ``StreamPredictor(checkpoint, backend="torch" | "onnx", smooth=12)``;
     ``step(rgb uint8 (H, W, 3)) -> record dict`` (see the module docstring); ``reset()`` starts
-    a new stream. ``onnx_path`` reuses an online export instead of exporting on the fly.
+    a new stream. ``onnx_path`` reuses an online export instead of exporting on the fly;
+    ``warmup`` runs one blank frame first so the first real frame's latency is representative.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, model: nn.Module | None = None,
                  meta: dict | None = None, backend: str = "torch", smooth: int = 12,
                  top_k: int = 1, onnx_path: str | Path | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, warmup: bool = True):
         from vidcls.engine.checkpoint import load_model
 
         if backend not in BACKENDS:
@@ -241,6 +252,9 @@ class StreamPredictor:
         self._transform = build_test_transform(size=self.size, resize=self.resize, num_crops=1)
         self._history: deque[np.ndarray] = deque(maxlen=self.smooth)
         self._count = 0
+        if warmup:  # first-call costs (kernel selection, cache shapes) stay out of the stats
+            self.backend(torch.zeros(1, 3, self.size, self.size))
+            self.reset()
 
     def reset(self) -> None:
         self.backend.reset()

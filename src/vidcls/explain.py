@@ -1,0 +1,407 @@
+"""``vidcls explain``: where in the clip did the model look?
+
+Two methods, one per model family, both giving a heat map per sampled frame:
+
+* **TimeSformer — attention rollout** (Abnar & Zuidema, 2020). Every attention stage of every
+  block (for ``divided``: the temporal stage, then the spatial one; for ``axial``: time, width,
+  height; ...) is turned into a token-to-token matrix in the model's token order (cls first,
+  then patches in (frame, row, column) order), heads averaged, the residual connection
+  accounted for as ``0.5 * I + 0.5 * A``. Multiplying them from the last stage back to the
+  first gives how much each input patch contributes to the final cls token. The model computes
+  attention with SDPA, which does not return the probabilities, so forward hooks on each
+  :class:`vidcls.models.attention.Attention` capture its input and recompute
+  ``softmax(q k^T / sqrt(d))`` from the module's own ``qkv`` weights; a stage's token groups are
+  recovered by running its :class:`~vidcls.models.attention.Partition` on a grid of token ids.
+* **TSN / TSM — Grad-CAM** (Selvaraju et al., 2017) on the last convolutional stage, per frame:
+  the feature maps weighted by the spatially averaged gradient of the class score, ReLU.
+
+Outputs of :func:`explain_video`: ``explain.png`` (a grid: the sampled frames on top, the
+overlays below), ``explain.mp4`` (frame | overlay side by side) and ``explain.json`` (predicted
+classes, the explained class, the method).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["Explanation", "attention_rollout", "grad_cam", "explain_clip", "explain_video",
+           "overlay_heatmaps", "colorize", "attention_probs", "token_groups"]
+
+
+# --------------------------------------------------------------------------- attention rollout
+def attention_probs(attn: nn.Module, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    """The attention probabilities of :class:`~vidcls.models.attention.Attention` on ``x``.
+
+    x: ``(S, L, D)`` (the module's input); ``attn_mask``: bool, True = may attend, broadcasting
+    to ``(S, heads, L, L)``. Returns ``(S, heads, L, L)``, rows summing to 1.
+    """
+    S, L, _ = x.shape
+    qkv = attn.qkv(x).view(S, L, 3, attn.num_heads, attn.head_dim)
+    q, k, _ = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (S, heads, L, head_dim)
+    scores = (q @ k.transpose(-2, -1)) * attn.head_dim ** -0.5  # (S, heads, L, L)
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    return scores.float().softmax(dim=-1)
+
+
+def token_groups(partition, num_frames: int, grid: tuple[int, int], *, with_cls: bool) -> Tensor:
+    """Token ids of every group of an attention stage: ``(G, L)`` long.
+
+    Ids follow ``forward_features``' order: 0 = cls, ``1 + t*N + n`` = patch ``n`` of frame
+    ``t``; -1 marks padding. The grouping is the partition's own ``split`` applied to a grid of
+    ids, so it cannot drift from what the model does. With ``with_cls`` the cls id is put first
+    in every group (the model prepends cls to each group of the last stage).
+    """
+    h, w = grid
+    n = h * w
+    ids = torch.arange(1, 1 + num_frames * n, dtype=torch.float64).view(1, num_frames, n, 1)
+    groups, mask = partition.split(ids, grid)  # (1, G, L, 1), (G, L) or None
+    groups = groups[0, :, :, 0].round().long()  # (G, L)
+    if mask is not None:
+        groups[~mask] = -1
+    if with_cls:
+        groups = torch.cat([groups.new_zeros(groups.shape[0], 1), groups], dim=1)  # (G, 1 + L)
+    return groups
+
+
+class _AttentionRecorder:
+    """Forward hooks on every attention stage of a TimeSformer; records head-averaged attention
+    probabilities in execution order."""
+
+    def __init__(self, model: nn.Module):
+        self.records: list[dict] = []
+        self.handles = []
+        for i, blk in enumerate(model.blocks):
+            stages = [(p, part, False) for p, part in blk.stages] + [
+                ("", blk.last_partition, True)]
+            for prefix, partition, with_cls in stages:
+                module = getattr(blk, f"{prefix}_attn" if prefix else "attn")
+                self.handles.append(module.register_forward_hook(
+                    self._hook(i, prefix or "attn", partition, with_cls), with_kwargs=True))
+
+    def _hook(self, block: int, stage: str, partition, with_cls: bool):
+        def hook(module, args, kwargs, output):
+            x = args[0]
+            mask = kwargs.get("attn_mask", args[1] if len(args) > 1 else None)
+            probs = attention_probs(module, x, mask).mean(dim=1)  # (S, L, L): heads averaged
+            self.records.append(dict(block=block, stage=stage, partition=partition,
+                                     with_cls=with_cls, probs=probs))
+        return hook
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _rollout(records: list[dict], batch: int, num_frames: int, grid: tuple[int, int]
+             ) -> Tensor:
+    """cls row of ``R = A_last @ ... @ A_first`` with ``A = 0.5 I + 0.5 P`` per stage.
+
+    Computed as a row vector propagated from the last stage back to the first (``v <- v A``), so
+    no ``(1+TN) x (1+TN)`` matrix is ever built. Returns ``(batch, 1 + T*N)``; entries sum to 1.
+    """
+    n_tokens = 1 + num_frames * grid[0] * grid[1]
+    v = torch.zeros(batch, n_tokens, dtype=torch.float64)
+    v[:, 0] = 1.0
+    for rec in reversed(records):
+        ids = token_groups(rec["partition"], num_frames, grid, with_cls=rec["with_cls"])
+        G, L = ids.shape
+        P = rec["probs"].double().reshape(batch, G, L, L)  # (B, G, L, L)
+        valid = ids >= 0  # (G, L)
+        safe = ids.clamp(min=0)
+        vg = v[:, safe] * valid  # (B, G, L): the rows' weights, in group layout
+        if rec["with_cls"]:
+            # the cls row of this stage is the mean over groups of each group's cls row
+            vg[:, :, 0] = v[:, :1] / G
+        u = torch.einsum("bgi,bgij->bgj", vg, P) * valid  # (B, G, L)
+        new = torch.zeros_like(v)
+        new.scatter_add_(1, safe.reshape(1, -1).expand(batch, -1), u.reshape(batch, -1))
+        if not rec["with_cls"]:
+            new[:, 0] += v[:, 0]  # cls takes no part in this stage: identity row
+        v = 0.5 * v + 0.5 * new  # residual connection
+    return v
+
+
+@torch.no_grad()
+def attention_rollout(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Attention rollout of a TimeSformer on clips ``x (B, T, 3, H, W)``.
+
+    Returns ``(relevance (B, T, h, w), logits (B, K))``: each patch's share of the final cls
+    token (non-negative; together with the cls token's own share they sum to 1 per clip).
+    """
+    if not hasattr(model, "blocks") or not hasattr(model, "patch_size"):
+        raise ValueError(f"attention rollout needs a TimeSformer, got {type(model).__name__} "
+                         f"(use grad_cam for TSN/TSM)")
+    B, T, _, H, W = x.shape
+    grid = (H // model.patch_size, W // model.patch_size)
+    rec = _AttentionRecorder(model)
+    try:
+        logits = model(x)
+    finally:
+        rec.remove()
+    space = getattr(model, "attention", None) == "space"
+    # "space" runs every frame as its own 1-frame clip with its own cls token; the final cls is
+    # their mean, so each frame's rollout gets the same weight 1/T.
+    batch, frames = (B * T, 1) if space else (B, T)
+    v = _rollout(rec.records, batch, frames, grid)  # (batch, 1 + frames*N)
+    relevance = v[:, 1:].reshape(B, T, *grid)
+    if space:
+        relevance = relevance / T
+    return relevance.float(), logits
+
+
+# --------------------------------------------------------------------------- Grad-CAM
+def last_conv_stage(model: nn.Module) -> nn.Module:
+    """The last convolutional stage of a TSN/TSM backbone (ResNet ``layer4``, MobileNetV2's
+    final 1x1 conv)."""
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:
+        raise ValueError(f"Grad-CAM needs a TSN/TSM model with a CNN backbone, got "
+                         f"{type(model).__name__} (use attention_rollout for TimeSformer)")
+    if hasattr(backbone, "layer4"):
+        return backbone.layer4
+    if hasattr(backbone, "features"):
+        return backbone.features[-1]
+    raise ValueError(f"don't know the last conv stage of backbone {type(backbone).__name__}")
+
+
+def grad_cam(model: nn.Module, x: Tensor, target: Tensor | int | None = None
+             ) -> tuple[Tensor, Tensor]:
+    """Grad-CAM of a TSN/TSM model on clips ``x (B, T, 3, H, W)``.
+
+    ``target``: class index (int or ``(B,)``); default the predicted class. Returns
+    ``(cam (B, T, h, w) >= 0, logits (B, K))`` on the last conv stage's grid (frames repeated
+    when the model pools time).
+    """
+    layer = last_conv_stage(model)
+    store: dict[str, Tensor] = {}
+
+    def keep(module, args, output):
+        store["act"] = output
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            logits = model(x)  # (B, K)
+            if target is None:
+                target = logits.argmax(dim=1)
+            target = torch.as_tensor(target, device=logits.device).long().reshape(-1)
+            target = target.expand(logits.shape[0]) if target.numel() == 1 else target
+            score = logits.gather(1, target[:, None]).sum()
+            act = store["act"]  # (B*T', C, h, w)
+            grads = torch.autograd.grad(score, act)[0]  # (B*T', C, h, w)
+    finally:
+        handle.remove()
+    weights = grads.mean(dim=(2, 3), keepdim=True)  # (B*T', C, 1, 1)
+    cam = F.relu((weights * act).sum(dim=1)).detach()  # (B*T', h, w)
+    B, T = x.shape[:2]
+    cam = cam.reshape(B, -1, *cam.shape[-2:])  # (B, T', h, w)
+    if cam.shape[1] != T:  # temporal pooling: one map per pair of frames
+        cam = cam.repeat_interleave(T // cam.shape[1], dim=1)  # (B, T, h, w)
+    return cam, logits.detach()
+
+
+# --------------------------------------------------------------------------- rendering
+def colorize(heat: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> RGB floats in [0, 1] on a 'jet'-like blue-cyan-yellow-red scale
+    (no matplotlib needed)."""
+    h = np.clip(np.asarray(heat, dtype=np.float32), 0.0, 1.0)[..., None]
+    r = np.clip(1.5 - np.abs(4 * h - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * h - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * h - 1), 0, 1)
+    return np.concatenate([r, g, b], axis=-1)  # (..., 3)
+
+
+def normalize_maps(maps: Tensor) -> Tensor:
+    """Scale a clip's maps ``(T, h, w)`` jointly to [0, 1] (joint: frames stay comparable)."""
+    lo, hi = maps.min(), maps.max()
+    return (maps - lo) / (hi - lo) if hi > lo else torch.zeros_like(maps)
+
+
+def overlay_heatmaps(frames: np.ndarray, heat: Tensor | np.ndarray, alpha: float = 0.5
+                     ) -> np.ndarray:
+    """Blend heat maps over frames.
+
+    frames: uint8 ``(T, H, W, 3)``; heat: ``(T, h, w)`` in [0, 1] (upsampled bilinearly to
+    ``H x W``). Returns uint8 ``(T, H, W, 3)``.
+    """
+    T, H, W, _ = frames.shape
+    heat = torch.as_tensor(np.asarray(heat), dtype=torch.float32)
+    if heat.shape[0] != T:
+        raise ValueError(f"{heat.shape[0]} heat maps for {T} frames; give one map per frame")
+    up = F.interpolate(heat[:, None], size=(H, W), mode="bilinear", align_corners=False)
+    up = up[:, 0].clamp(0, 1).numpy()  # (T, H, W)
+    blend = (1 - alpha) * frames.astype(np.float32) / 255.0 + alpha * colorize(up)
+    return np.clip(blend * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _upscale(images: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of uint8 ``(..., H, W, 3)`` (tiny clips become visible)."""
+    return images.repeat(factor, axis=-3).repeat(factor, axis=-2) if factor > 1 else images
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write uint8 ``(H, W, 3)`` as PNG with PyAV (a core dependency)."""
+    import av
+
+    with av.open(str(path), "w", format="image2") as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height = image.shape[1], image.shape[0]
+        stream.pix_fmt = "rgb24"
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image),
+                                                               format="rgb24")):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def grid_image(frames: np.ndarray, overlays: np.ndarray, pad: int = 2) -> np.ndarray:
+    """Two rows (frames, overlays) x T columns, white padding: uint8 ``(2H+3p, T(W+p)+p, 3)``."""
+    T, H, W, _ = frames.shape
+    out = np.full((2 * H + 3 * pad, T * (W + pad) + pad, 3), 255, dtype=np.uint8)
+    for t in range(T):
+        x0 = pad + t * (W + pad)
+        out[pad:pad + H, x0:x0 + W] = frames[t]
+        out[2 * pad + H:2 * pad + 2 * H, x0:x0 + W] = overlays[t]
+    return out
+
+
+def save_grid_png(path: str | Path, frames: np.ndarray, overlays: np.ndarray,
+                  title: str = "") -> None:
+    """The PNG grid, with a title and row labels when matplotlib is installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        write_png(path, grid_image(frames, overlays))
+        return
+    T = frames.shape[0]
+    fig, axes = plt.subplots(2, T, figsize=(1.6 * T + 0.6, 3.6), squeeze=False)
+    for t in range(T):
+        for row, images in enumerate((frames, overlays)):
+            ax = axes[row, t]
+            ax.imshow(images[t], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"frame {t + 1}", fontsize=8)
+    axes[0, 0].set_ylabel("input", fontsize=9)
+    axes[1, 0].set_ylabel("heat map", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- high level
+@dataclass
+class Explanation:
+    """Heat maps of one clip: ``maps (T, h, w)`` raw, ``heat (T, h, w)`` scaled to [0, 1]."""
+
+    method: str
+    target: int
+    probs: Tensor  # (K,)
+    maps: Tensor
+    heat: Tensor
+
+
+def _method_for(model: nn.Module, method: str) -> str:
+    is_vit = hasattr(model, "blocks") and hasattr(model, "patch_size")
+    if method == "auto":
+        return "rollout" if is_vit else "gradcam"
+    if method not in ("rollout", "gradcam"):
+        raise ValueError(f"unknown method {method!r}; use auto, rollout or gradcam")
+    if method == "rollout" and not is_vit:
+        raise ValueError("attention rollout needs a TimeSformer; use --method gradcam for "
+                         "TSN/TSM")
+    if method == "gradcam" and is_vit:
+        raise ValueError("Grad-CAM here works on CNN backbones; use --method rollout for "
+                         "TimeSformer")
+    return method
+
+
+def explain_clip(model: nn.Module, x: Tensor, *, target: int | None = None,
+                 method: str = "auto") -> Explanation:
+    """Explain one normalised clip ``x (T, 3, H, W)``."""
+    method = _method_for(model, method)
+    model.eval()
+    if method == "rollout":
+        maps, logits = attention_rollout(model, x[None])
+        # rollout explains the cls token, which serves every class alike
+    else:
+        maps, logits = grad_cam(model, x[None], target)
+    probs = logits[0].float().softmax(-1)
+    target = int(probs.argmax()) if target is None else int(target)
+    maps = maps[0].float()  # (T, h, w)
+    return Explanation(method=method, target=target, probs=probs, maps=maps,
+                       heat=normalize_maps(maps))
+
+
+def _resolve_target(target: str | int | None, classes: list[str]) -> int | None:
+    if target is None:
+        return None
+    if isinstance(target, str) and not target.lstrip("-").isdigit():
+        if target not in classes:
+            raise ValueError(f"class {target!r} is not one of the checkpoint's classes: "
+                             f"{', '.join(classes[:20])}{' ...' if len(classes) > 20 else ''}")
+        return classes.index(target)
+    index = int(target)
+    if not 0 <= index < len(classes):
+        raise ValueError(f"class index {index} is outside 0..{len(classes) - 1}")
+    return index
+
+
+def explain_video(video: str | Path, checkpoint: str | Path, output: str | Path, *,
+                  target: str | int | None = None, method: str = "auto", alpha: float = 0.5,
+                  fps: int = 4, min_size: int = 224) -> dict:
+    """Explain a video file with a checkpoint; writes ``explain.png``, ``explain.mp4`` and
+    ``explain.json`` into the directory ``output`` and returns the JSON record.
+
+    The clip is sampled and cropped exactly as the checkpoint's preprocessing says (the frames
+    the model sees); images are upscaled (nearest) to at least ``min_size`` pixels so tiny
+    clips stay visible.
+    """
+    from vidcls.data.synthetic import write_video
+    from vidcls.engine.trainer import normalize_clip
+    from vidcls.predict import Predictor
+
+    pred = Predictor(checkpoint)
+    target_index = _resolve_target(target, pred.classes)
+    clip = pred.dataset([str(video)])[0]["clip"]  # uint8 (T, 3, H, W)
+    x = normalize_clip(clip, pred.mean, pred.std)  # (T, 3, H, W)
+    ex = explain_clip(pred.model, x, target=target_index, method=method)
+    frames = clip.permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
+    overlays = overlay_heatmaps(frames, ex.heat, alpha=alpha)
+    factor = max(1, -(-min_size // min(frames.shape[1:3])))
+    big_frames, big_overlays = _upscale(frames, factor), _upscale(overlays, factor)
+
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    top = ex.probs.topk(min(3, ex.probs.numel()))
+    top_list = [{"label": pred.classes[int(i)], "index": int(i), "probability": float(p)}
+                for p, i in zip(top.values, top.indices)]
+    name = {"rollout": "attention rollout", "gradcam": "Grad-CAM"}[ex.method]
+    explained = pred.classes[ex.target]
+    title = (f"{Path(video).name}: predicted {top_list[0]['label']} "
+             f"({100 * top_list[0]['probability']:.0f}%) | {name}"
+             + (f" for '{explained}'" if ex.method == "gradcam" else " (cls token)"))
+    save_grid_png(out / "explain.png", big_frames, big_overlays, title)
+    side = np.concatenate([big_frames, big_overlays], axis=2)  # (T, H', 2W', 3)
+    side = side[:, : side.shape[1] // 2 * 2, : side.shape[2] // 2 * 2]  # even sizes for H.264
+    write_video(out / "explain.mp4", np.ascontiguousarray(side), fps=fps)
+    record = {"video": str(video), "checkpoint": str(checkpoint), "method": ex.method,
+              "explained_class": explained, "explained_index": ex.target,
+              "predictions": top_list, "frames": int(frames.shape[0]),
+              "map_size": list(ex.maps.shape[1:]),
+              "outputs": [str(out / f) for f in ("explain.png", "explain.mp4")]}
+    (out / "explain.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record

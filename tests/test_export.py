@@ -1,0 +1,129 @@
+"""ONNX export checked with onnxruntime: offline logits equal PyTorch for several batch sizes
+(dynamic batch axis), the TSM shift traces without TracerWarning, and streaming a clip through
+the exported online step function equals PyTorch's OnlineTSM (and the offline model)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from vidcls.engine.checkpoint import save_model_checkpoint
+from vidcls.export import OnnxClassifier, OnnxStreamSession, export_onnx, read_onnx_metadata
+from vidcls.models import create_model
+from vidcls.streaming import OnlineTSM
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and the test CPU is shared: one thread avoids
+    oversubscription stalls (several times slower with 2 threads on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _calibrated(name: str, size: int = 32, **options) -> torch.nn.Module:
+    """A model whose batch-norm statistics fit random clips and whose head gives visible
+    logits, so a wrong shift or a frozen shape shows in the outputs."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5, num_frames=4, **options)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(2, 4, 3, size, size))
+        model.head.weight.normal_(0, model.head.weight.shape[1] ** -0.5)
+    return model.eval()
+
+
+def _export_without_tracer_warnings(*args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = export_onnx(*args, **kwargs)
+    tracer = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+    assert not tracer, [str(w.message)[:120] for w in tracer]
+    return path
+
+
+@pytest.mark.parametrize("place", ["residual", "inplace"])
+def test_offline_tsm_export_matches_pytorch_for_any_batch(tmp_path, place):
+    model = _calibrated("tsm_resnet18", shift_place=place, shift_div=4)
+    model.classes = ["a", "b", "c", "d", "e"]
+    path = _export_without_tracer_warnings(model, tmp_path / "tsm.onnx", input_size=32)
+    clf = OnnxClassifier(path, threads=1)
+    assert isinstance(clf.session.get_inputs()[0].shape[0], str)  # symbolic batch axis
+    for batch in (1, 3):
+        x = torch.randn(batch, 4, 3, 32, 32)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        np.testing.assert_allclose(clf(x), expected, atol=1e-4, rtol=0)
+    meta = read_onnx_metadata(path)
+    assert meta["kind"] == "offline" and meta["clip_shape"] == [4, 3, 32, 32]
+    assert meta["classes"] == ["a", "b", "c", "d", "e"]
+    assert meta["model"]["shift_place"] == place
+    assert meta["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+
+
+def test_timesformer_export_matches_pytorch(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("timesformer_base", num_classes=4, num_frames=4, img_size=32,
+                         patch_size=16, embed_dim=32, depth=2, num_heads=2).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "temporal_fc" in name or name == "time_embed":
+                p.normal_(0, 0.2)
+    with warnings.catch_warnings():
+        # TimeSformer's checks on frames / patch grid (timesformer.py, attention.py) warn while
+        # tracing: those sizes are fixed in the graph anyway; the batch axis stays dynamic.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        path = export_onnx(model, tmp_path / "ts.onnx")
+    clf = OnnxClassifier(path, threads=1)
+    x = torch.randn(3, 4, 3, 32, 32)
+    with torch.no_grad():
+        np.testing.assert_allclose(clf(x), model(x).numpy(), atol=1e-4, rtol=0)
+
+
+def test_online_export_streams_like_pytorch(tmp_path):
+    model = _calibrated("tsm_mobilenetv2", shift_mode="unidirectional")
+    path = _export_without_tracer_warnings(model, tmp_path / "online.onnx", online=True,
+                                           input_size=32)
+    session = OnnxStreamSession(path, threads=1)
+    online = OnlineTSM(model)
+    assert session.state_shapes == [tuple(s) for s in online.state_shapes(32, 32)]
+    meta = read_onnx_metadata(path)
+    assert meta["kind"] == "online" and len(meta["state_names"]) == online.num_states == 10
+    names = [i.name for i in session.session.get_inputs()]
+    assert names == ["frame", *meta["state_names"]]
+    assert [o.name for o in session.session.get_outputs()][0] == "logits"
+
+    x = torch.randn(2, 5, 3, 32, 32)  # batch 2: the batch axis of frame and caches is dynamic
+    streamed = np.stack([session.step(x[:, t]) for t in range(5)], axis=1)  # (B, T, K)
+    with torch.no_grad():
+        torch_streamed = torch.stack([online.step(x[:, t]) for t in range(5)], 1).numpy()
+        offline = model.forward_frames(x).numpy()
+    np.testing.assert_allclose(streamed, torch_streamed, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(streamed, offline, atol=1e-4, rtol=0)
+    # the caches carry information: a fresh stream from frame 2 on gives other logits
+    session.reset()
+    assert np.abs(session.step(x[:, 2]) - streamed[:, 2]).max() > 1e-3
+
+
+def test_cli_export_and_errors(tmp_path, capsys):
+    from vidcls.cli import main
+
+    model = _calibrated("tsm_resnet18", shift_mode="unidirectional")
+    ckpt = save_model_checkpoint(tmp_path / "ckpt", model,
+                                 preprocessing={"input_size": 32, "resize": 36})
+    assert main(["export", str(ckpt), "--format", "onnx", "--online"]) == 0
+    out = capsys.readouterr().out
+    assert "max |logit difference|" in out and (ckpt / "model_online.onnx").is_file()
+    assert read_onnx_metadata(ckpt / "model_online.onnx")["frame_shape"] == [3, 32, 32]
+
+    offline = save_model_checkpoint(tmp_path / "bi", _calibrated("tsm_resnet18"),
+                                    preprocessing={"input_size": 32, "resize": 36})
+    assert main(["export", str(offline), "--online", "--no-verify"]) == 2
+    assert "unidirectional" in capsys.readouterr().err

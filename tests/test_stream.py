@@ -1,0 +1,171 @@
+"""``vidcls stream`` on generated videos and frame folders, with both backends: per-frame
+outputs equal the offline unidirectional model on the same preprocessed frames, smoothing is
+the mean of the last k logits, and the CLI writes JSON records, an annotated video and a
+summary, also when interrupted."""
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vidcls.data.synthetic import write_video
+from vidcls.data.transforms import build_test_transform, normalize
+from vidcls.engine.checkpoint import save_model_checkpoint
+from vidcls.models import create_model
+from vidcls.stream import StreamPredictor, StreamStats, iter_frames, stream_predictions
+
+PREP = {"input_size": 32, "resize": 36}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and the test CPU is shared: one thread avoids
+    oversubscription stalls (several times slower with 2 threads on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _checkpoint(tmp_path, name="tsm_resnet18", **options):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=4, num_frames=4, **options)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(2, 4, 3, 32, 32))
+        model.head.weight.normal_(0, model.head.weight.shape[1] ** -0.5)
+    return save_model_checkpoint(tmp_path / name, model.eval(), preprocessing=PREP,
+                                 classes=["left", "right", "up", "down"])
+
+
+def _video(tmp_path, frames=8, h=40, w=52):
+    """A moving gradient with a square: every frame differs, 40x52 (not square, so resize
+    and centre crop both act)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    clip = []
+    for t in range(frames):
+        img = np.stack([(xx * 5 + t * 20) % 256, (yy * 6) % 256, np.full_like(xx, 40 * t % 256)],
+                       -1).astype(np.uint8)
+        img[10:20, 4 + 4 * t:14 + 4 * t] = 255
+        clip.append(img)
+    path = tmp_path / "clip.mp4"
+    write_video(path, np.stack(clip), fps=10)
+    return path
+
+
+def _expected_frame_logits(model, frames: np.ndarray) -> torch.Tensor:
+    """Offline reference: the test transform on the whole clip, then the offline model's
+    per-frame logits (unidirectional shift: frame t sees frames <= t only)."""
+    clip = build_test_transform(size=32, resize=36)(frames)  # (T, 3, 32, 32) uint8
+    x = normalize(clip, model.preprocessing["mean"], model.preprocessing["std"])
+    with torch.no_grad():
+        return model.forward_frames(x[None])[0]  # (T, K)
+
+
+def test_torch_stream_equals_offline_model_and_smooths(tmp_path):
+    from vidcls.engine.checkpoint import load_model
+
+    ckpt = _checkpoint(tmp_path, shift_mode="unidirectional")
+    video = _video(tmp_path)
+    frames = np.stack(list(iter_frames(video)))
+    assert frames.shape == (8, 40, 52, 3)
+    model, _ = load_model(ckpt)
+    expected = _expected_frame_logits(model, frames)
+
+    stats = StreamStats()
+    records = list(stream_predictions(video, ckpt, smooth=3, top_k=2, stats=stats))
+    assert [r["frame"] for r in records] == list(range(8))
+    got = torch.from_numpy(np.stack([r["logits"] for r in records])).float()
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+    for t, rec in enumerate(records):  # arg-max of the mean of the last 3 frames' logits
+        smoothed = expected[max(0, t - 2):t + 1].mean(0)
+        assert rec["index"] == int(smoothed.argmax())
+        assert rec["label"] == ["left", "right", "up", "down"][rec["index"]]
+        assert rec["score"] == pytest.approx(float(smoothed.softmax(0).max()), abs=1e-5)
+        assert len(rec["top"]) == 2 and rec["latency_ms"] > 0 and rec["fps"] > 0
+    assert records[3]["time"] == pytest.approx(0.3, abs=1e-6)  # from the stream's timestamps
+    summary = stats.summary()
+    assert summary["frames"] == 8 and summary["p95_latency_ms"] >= summary["mean_latency_ms"] * 0.5
+    assert summary["fps"] > 0
+
+
+def test_onnx_backend_equals_torch_on_a_frame_folder(tmp_path):
+    ckpt = _checkpoint(tmp_path, shift_mode="unidirectional")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frames = list(iter_frames(_video(tmp_path, frames=6)))
+    for i, img in enumerate(frames, start=1):
+        Image.fromarray(img).save(folder / f"img_{i:05d}.png")
+    torch_recs = list(stream_predictions(folder, ckpt, backend="torch", smooth=1))
+    onnx_recs = list(stream_predictions(folder, ckpt, backend="onnx", smooth=1,
+                                         threads=1))
+    assert len(torch_recs) == len(onnx_recs) == 6
+    np.testing.assert_allclose(np.stack([r["logits"] for r in onnx_recs]),
+                               np.stack([r["logits"] for r in torch_recs]), atol=1e-4, rtol=0)
+    assert [r["index"] for r in onnx_recs] == [r["index"] for r in torch_recs]
+
+
+def test_tsn_streams_and_offline_models_are_refused(tmp_path):
+    from vidcls.engine.checkpoint import load_model
+
+    video = _video(tmp_path, frames=4)
+    tsn = _checkpoint(tmp_path, name="tsn_resnet18")
+    model, _ = load_model(tsn)
+    recs = list(stream_predictions(video, tsn, smooth=1))
+    got = torch.from_numpy(np.stack([r["logits"] for r in recs])).float()
+    expected = _expected_frame_logits(model, np.stack(list(iter_frames(video))))
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+    with pytest.raises(ValueError, match="unidirectional"):
+        StreamPredictor(_checkpoint(tmp_path, name="tsm_resnet18"))
+    torch.manual_seed(0)
+    ts = create_model("timesformer_base", num_classes=2, num_frames=2, img_size=32,
+                      patch_size=16, embed_dim=32, depth=1, num_heads=2)
+    with pytest.raises(ValueError, match="whole clips"):
+        StreamPredictor(save_model_checkpoint(tmp_path / "ts", ts))
+    with pytest.raises(FileNotFoundError, match="no video"):
+        list(stream_predictions(tmp_path / "missing.mp4", tsn))
+
+
+def test_cli_stream_json_annotated_video_and_interrupt(tmp_path, capsys, monkeypatch):
+    from vidcls.cli import main
+    import vidcls.stream
+
+    ckpt = _checkpoint(tmp_path, shift_mode="unidirectional")
+    video = _video(tmp_path)
+    out = tmp_path / "annotated.mp4"
+    rc = main(["stream", str(video), "--checkpoint", str(ckpt), "--json", "--output", str(out),
+               "--max-frames", "6", "--smooth", "2"])
+    assert rc == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["frame"] for r in lines[:-1]] == list(range(6))
+    assert {"label", "score", "latency_ms", "fps", "time"} <= set(lines[0])
+    assert lines[-1]["summary"]["frames"] == 6 and not lines[-1]["summary"]["interrupted"]
+    with av.open(str(out)) as container:
+        written = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(written) == 6 and written[0].shape == (40, 52, 3)
+    original = next(iter_frames(video))
+    band = np.abs(written[0][:8].astype(int) - original[:8].astype(int)).mean()
+    assert band > 20  # the label band is drawn over the top rows
+
+    real_step = vidcls.stream.StreamPredictor.step
+    calls = []
+
+    def step_then_ctrl_c(self, rgb, time_s=None):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_step(self, rgb, time_s)
+
+    monkeypatch.setattr(vidcls.stream.StreamPredictor, "step", step_then_ctrl_c)
+    assert main(["stream", str(video), "--checkpoint", str(ckpt)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("frame ") == 3
+    assert "3 frames" in captured.err and "interrupted" in captured.err
