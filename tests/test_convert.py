@@ -648,8 +648,7 @@ def test_resnet101_shift_sites_every_second_block():
     shifting every block does not fit vidcls' tsm_resnet101 and is refused."""
     from vidcls.convert import _OFFICIAL_SHIFT_PATTERNS, _check_shift_sites, _shift_sites
 
-    with torch.device("meta"):
-        model = create_model("tsm_resnet101", num_classes=10)
+    model = create_model("tsm_resnet101", num_classes=10)
     blocks = [(s, b) for s, n in enumerate([3, 4, 23, 3], start=1) for b in range(n)]
     every_second = [f"backbone.layer{s}.{b}.conv1.net.weight" for s, b in blocks if b % 2 == 0]
     _check_shift_sites(model, _shift_sites(every_second, _OFFICIAL_SHIFT_PATTERNS), "ckpt")

@@ -880,7 +880,8 @@ def mirror_shift_channels(state: Mapping[str, Tensor], model: nn.Module) -> Stat
 
     def perm(channels: int) -> Tensor:
         f = channels // div
-        return torch.cat([torch.arange(f, 2 * f), torch.arange(0, f), torch.arange(2 * f, channels)])
+        return torch.cat([torch.arange(f, 2 * f), torch.arange(0, f),
+                          torch.arange(2 * f, channels)])
 
     def rows(prefix: str, p: Tensor, bn: bool) -> None:
         if bn:
@@ -971,8 +972,8 @@ _TIMESFORMER_INTERVAL = {8: 32, 16: 16, 96: 4}
 
 def _timesformer_prep(model, mean, std, *, dense: bool = True) -> dict:
     size = model.img_size[0] if model.img_size[0] == model.img_size[1] else list(model.img_size)
-    prep = {"mean": tuple(mean), "std": tuple(std), "input_size": size, "resize": min(model.img_size),
-            "num_frames": model.num_frames}
+    prep = {"mean": tuple(mean), "std": tuple(std), "input_size": size,
+            "resize": min(model.img_size), "num_frames": model.num_frames}
     if dense and model.num_frames in _TIMESFORMER_INTERVAL:
         prep.update(sampling="dense", clip_len=model.num_frames,
                     frame_interval=_TIMESFORMER_INTERVAL[model.num_frames])
@@ -1044,10 +1045,11 @@ def _build_timesformer(kwargs: dict, state: StateDict, source: Any, *,
 def convert_timesformer_official(src: str | Path, *, num_heads: int | None = None,
                                  num_frames: int | None = None, img_size: int | None = None,
                                  classes: Any = None) -> Converted:
-    """facebookresearch/TimeSformer ``.pyth``: ``{'model_state': {'model.blocks.0.temporal_attn.qkv.weight',
-    'model.time_embed', ...}, 'cfg': ...}``. vidcls uses the reference's parameter names, so
-    only the ``model.`` / ``module.`` prefixes go; the architecture is read from the shapes
-    (``num_heads``, not stored, defaults to ``embed_dim // 64``). Normalisation 0.45 / 0.225."""
+    """facebookresearch/TimeSformer ``.pyth``: ``{'model_state': {'model.time_embed',
+    'model.blocks.0.temporal_attn.qkv.weight', ...}, 'cfg': ...}``. vidcls uses the
+    reference's parameter names, so only the ``model.`` / ``module.`` prefixes go; the
+    architecture is read from the shapes (``num_heads``, not stored, defaults to
+    ``embed_dim // 64``). Normalisation 0.45 / 0.225; 8 frames 32 apart for K400 models."""
     from vidcls.models.timesformer import MEAN, STD
 
     state = reference_timesformer_state_dict(_unwrap(load_torch_file(src), src))
@@ -1084,7 +1086,8 @@ def convert_timesformer_hf(src: str | Path, *, config: Any = None, num_frames: i
             prep_cfg = json.loads((src / "preprocessor_config.json").read_text(encoding="utf-8"))
     else:
         if config is None:
-            raise ValueError(f"{src} is a weight file; pass its HF config (config=PATH/config.json)")
+            raise ValueError(f"{src} is a weight file; pass its HF config "
+                             "(config=PATH/config.json)")
         weights = src
         cfg = config if isinstance(config, Mapping) else json.loads(
             Path(config).read_text(encoding="utf-8"))

@@ -264,16 +264,30 @@ def stream_video(checkpoint: Path, video: str, *, show: bool = True) -> dict:
 
 
 def run_demo(out_dir: str | Path | None = None, *, quick: bool = False,
-             workers: int | None = None, progress: bool = True,
+             workers: int | None = None, epochs: int | None = None, progress: bool = True,
              settings: DemoSettings | None = None) -> dict:
     """Run the whole demo; returns the summary dict (also written to ``summary.json``)."""
-    from vidcls.data.synthetic import generate
-    from vidcls.engine.evaluate import evaluate
-    from vidcls.predict import Predictor
 
     s = settings or (QUICK if quick else FULL)
     if workers is not None:
         s = DemoSettings(**{**asdict(s), "workers": workers})
+    if epochs is not None:
+        s = DemoSettings(**{**asdict(s), "epochs": epochs})
+    threads = torch.get_num_threads()
+    # The in-process steps (evaluation, prediction, streaming) run on tiny tensors: one thread
+    # is as fast and never stalls in OpenMP spin-waits on a busy machine.
+    torch.set_num_threads(1)
+    try:
+        return _run(s, out_dir, quick=quick, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(s: DemoSettings, out_dir, *, quick: bool, progress: bool) -> dict:
+    from vidcls.data.synthetic import generate
+    from vidcls.engine.evaluate import evaluate
+    from vidcls.predict import Predictor
+
     out = Path(out_dir or ("runs/demo-quick" if quick else "runs/demo"))
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -22,8 +22,9 @@ identical to one already done for another experiment (e.g. the default TSM is in
 Each run is a ``vidcls train``-style :func:`vidcls.engine.trainer.fit` followed by
 :func:`vidcls.engine.evaluate.evaluate` (1 clip x 1 centre crop) in its own process, several
 processes side by side with one thread each (small convolutions run better that way, see
-``vidcls.demo.train_side_by_side``). Checkpoints are deleted once a run is scored unless
-``keep_checkpoints``; config, logs, metrics and predictions stay.
+``vidcls.demo.train_side_by_side``). Once a run is scored its training state is deleted; the
+weights of the first seed's runs stay (for ``vidcls explain`` and the report), all checkpoints
+with ``keep_checkpoints``. Config, logs, metrics and predictions always stay.
 """
 from __future__ import annotations
 
@@ -209,10 +210,37 @@ def pair_accuracy(labels: list[int], preds: list[int]) -> float:
     return 100.0 * sum(a // 2 == b // 2 for a, b in zip(labels, preds)) / len(labels)
 
 
+def inference_cost(model, input_shape: tuple[int, ...], repeats: int = 10) -> dict:
+    """GFLOPs per clip (meta device) and median batch-1 CPU latency of a trained model."""
+    import copy
+
+    import torch
+
+    from vidcls.info import count_flops
+
+    with torch.device("meta"):
+        meta_model = copy.deepcopy(model).to("meta")
+    flops = count_flops(meta_model, input_shape)
+    model = model.eval()
+    x = torch.randn(input_shape)
+    times = []
+    with torch.inference_mode():
+        model(x)  # warm-up
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    return {"gflops": flops / 2e9, "latency_ms": 1000 * sorted(times)[len(times) // 2]}
+
+
 def run_one(config_path: str | Path, result_path: str | Path, *,
-            keep_checkpoints: bool = False) -> dict:
+            keep: str = "none") -> dict:
     """Train, evaluate and score one run; writes ``result_path`` (JSON). Runs in a worker
-    process started by :func:`run_accuracy`."""
+    process started by :func:`run_accuracy`.
+
+    ``keep``: what stays of ``checkpoints/`` afterwards: ``"none"``, ``"model"`` (the weights of
+    ``last``, for ``vidcls explain`` / ``predict``; the training state is deleted) or ``"all"``.
+    """
     import torch
 
     from vidcls.engine.config import load_config
@@ -232,11 +260,11 @@ def run_one(config_path: str | Path, result_path: str | Path, *,
     labels = [r["label"] for r in rows]
     preds = [r["pred"] for r in rows]
     pair = pair_accuracy(labels, preds)
-    with torch.device("meta"):
-        from vidcls.models import create_model
+    from vidcls.engine.checkpoint import load_model
 
-        model = create_model(cfg.model.name, num_classes=len(metrics["per_class_acc"]),
-                             num_frames=cfg.data.num_frames, **cfg.model.options)
+    model, _ = load_model(ckpt_dir / "last")
+    cost = inference_cost(model, (1, cfg.data.num_frames, 3, cfg.data.input_size,
+                                  cfg.data.input_size))
     history = fit_result.history
     result = {
         "top1": metrics["top1"], "top5": metrics["top5"],
@@ -248,14 +276,20 @@ def run_one(config_path: str | Path, result_path: str | Path, *,
         "final_train_top1": history[-1]["train_top1"] if history else None,
         "epochs": fit_result.epochs_done, "train_seconds": train_s,
         "seconds": time.perf_counter() - start,
-        "params": sum(p.numel() for p in model.parameters()),
+        "params": sum(p.numel() for p in model.parameters()), **cost,
         "threads": torch.get_num_threads(),
         # CPU time of this process: what the run costs on an otherwise idle machine
         "cpu_seconds": _cpu_seconds(),
     }
     Path(result_path).write_text(json.dumps(result, indent=1) + "\n")
-    if not keep_checkpoints:
+    if keep == "none":
         shutil.rmtree(ckpt_dir, ignore_errors=True)
+    elif keep == "model":
+        from vidcls.engine.checkpoint import STATE_JSON, STATE_TENSORS
+
+        for name in (STATE_TENSORS, STATE_JSON):
+            (ckpt_dir / "last" / name).unlink(missing_ok=True)
+        shutil.rmtree(ckpt_dir / "best", ignore_errors=True)
     return result
 
 
@@ -388,8 +422,9 @@ def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = No
                 (run_dir / "result.json").unlink(missing_ok=True)
                 cmd = [sys.executable, "-m", "vidcls.bench.accuracy", str(run_dir / "run.yaml"),
                        str(run_dir / "result.json")]
-                if keep_checkpoints:
-                    cmd.append("--keep-checkpoints")
+                keep = ("all" if keep_checkpoints else
+                        "model" if spec.seed == p.seeds[0] else "none")
+                cmd += ["--keep", keep]
                 log = open(run_dir / "train.log", "a")
                 running[key] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                                  env=env), log, time.perf_counter())
@@ -441,7 +476,8 @@ def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = No
 
 _RESULT_KEYS = ("top1", "top5", "mean_class_acc", "pair_acc", "within_pair_acc", "num_val",
                 "per_class_acc", "final_train_loss", "final_train_top1", "epochs",
-                "train_seconds", "seconds", "params", "threads", "cpu_seconds", "run_dir")
+                "train_seconds", "seconds", "params", "gflops", "latency_ms", "threads",
+                "cpu_seconds", "run_dir")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -452,9 +488,9 @@ def main(argv: list[str] | None = None) -> int:
                                  description="train + evaluate one benchmark run")
     ap.add_argument("config")
     ap.add_argument("result")
-    ap.add_argument("--keep-checkpoints", action="store_true")
+    ap.add_argument("--keep", choices=["none", "model", "all"], default="none")
     args = ap.parse_args(argv)
-    run_one(args.config, args.result, keep_checkpoints=args.keep_checkpoints)
+    run_one(args.config, args.result, keep=args.keep)
     return 0
 
 

@@ -79,7 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     try:
         summary = run_demo(out_dir=args.out, quick=args.quick, workers=args.workers,
-                           progress=not args.no_progress)
+                           epochs=args.epochs, progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as err:
         return _err("demo", err)
     return 0 if summary.get("ok", True) else 1
@@ -142,5 +142,7 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help="toy size (tests, smoke checks)")
     p.add_argument("--out", default=None, help="run directory (default runs/demo[-quick])")
     p.add_argument("--workers", type=int, default=None, help="data loading processes")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs of both models (default 14; fewer on a slow machine)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
