@@ -109,6 +109,9 @@ def test_train_eval_predict(tmp_path, synth, model, train, capsys):
     api = vidcls.predict([video], out / "checkpoints" / "last", top_k=3)
     assert cli == api == vidcls.predict.predict(video, out / "checkpoints" / "last", top_k=3)
     assert len(api[0]["predictions"]) == 3
+    both = vidcls.predict([video, tmp_path / "missing.mp4"], out / "checkpoints" / "last")
+    assert both[0]["predictions"] and both[1]["predictions"] == []
+    assert both[1]["error"] == "file not found"
     probs = [p["probability"] for p in api[0]["predictions"]]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
     # independent recomputation: decode + preprocess by hand, run the loaded model

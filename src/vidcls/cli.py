@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     import vidcls.deploy_commands
 
     vidcls.deploy_commands.register(sub)  # convert, export, stream
+    import vidcls.bench.commands
+
+    vidcls.bench.commands.register(sub)  # bench accuracy / cost / report, explain
     return parser
 
 

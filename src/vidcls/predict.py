@@ -13,6 +13,7 @@ dense sampling, short-side resize, crop size, mean/std. A video that cannot be d
 """
 from __future__ import annotations
 
+import logging
 import sys
 import types
 from pathlib import Path
@@ -75,8 +76,6 @@ class Predictor:
 
     def __call__(self, videos: str | Path | Iterable[str | Path], *, top_k: int = 5,
                  num_clips: int = 1, num_crops: int = 1, twice: bool = False) -> list[dict]:
-        from vidcls.data.video import VideoDecodeError
-
         if isinstance(videos, (str, Path)):
             videos = [videos]
         videos = [str(v) for v in videos]
@@ -85,19 +84,32 @@ class Predictor:
         ds = self.dataset(videos, num_clips=num_clips, num_crops=num_crops, twice=twice)
         k = max(1, min(top_k, len(self.classes)))
         out = []
-        for i, video in enumerate(videos):
-            try:
-                item = ds[i]
-            except (RuntimeError, VideoDecodeError) as err:
-                reason = ds.bad_files.get(video) or str(err)
-                out.append({"video": video, "error": reason, "predictions": []})
-                continue
-            probs = self.probabilities(item["clip"])
-            top_p, top_i = probs.topk(k)
-            out.append({"video": video, "predictions": [
-                {"label": self.classes[int(j)], "index": int(j), "probability": float(p)}
-                for p, j in zip(top_p, top_i)]})
+        # An unreadable video becomes an "error" entry here; the dataset's "using sample N
+        # instead" warning (meant for training) would only confuse.
+        data_log = logging.getLogger("vidcls.data")
+        level = data_log.level
+        data_log.setLevel(logging.ERROR)
+        try:
+            for i, video in enumerate(videos):
+                out.append(self._one(ds, i, video, k))
+        finally:
+            data_log.setLevel(level)
         return out
+
+    def _one(self, ds, i: int, video: str, k: int) -> dict:
+        """Top-``k`` of item ``i`` of ``ds`` (or its decoding error)."""
+        from vidcls.data.video import VideoDecodeError
+
+        try:
+            item = ds[i]
+        except (RuntimeError, VideoDecodeError) as err:
+            reason = ds.bad_files.get(video) or str(err)
+            return {"video": video, "error": reason, "predictions": []}
+        probs = self.probabilities(item["clip"])
+        top_p, top_i = probs.topk(k)
+        return {"video": video, "predictions": [
+            {"label": self.classes[int(j)], "index": int(j), "probability": float(p)}
+            for p, j in zip(top_p, top_i)]}
 
 
 def predict(videos: str | Path | Iterable[str | Path], checkpoint: str | Path, *,

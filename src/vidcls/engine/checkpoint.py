@@ -85,7 +85,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def begin_checkpoint_dir(path: str | Path) -> Path:
-    """A fresh ``PATH.tmp`` directory to assemble a checkpoint in (see ``commit_checkpoint_dir``)."""
+    """A fresh ``PATH.tmp`` directory to assemble a checkpoint in (``commit_checkpoint_dir``)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
@@ -132,7 +132,9 @@ def resolve_checkpoint_dir(path: str | Path) -> Path:
 # --------------------------------------------------------------------------------------
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
+    from vidcls.engine.optim import unwrap
+
+    return unwrap(model)
 
 
 def model_state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:

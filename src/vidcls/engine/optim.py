@@ -115,7 +115,8 @@ class LRSchedule:
         elif self.kind == "cosine":
             span = max(1, self.total_steps - self.warmup_steps)
             progress = min(1.0, max(0.0, (step - self.warmup_steps) / span))
-            f = self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+            cosine = 0.5 * (1 + math.cos(math.pi * progress))
+            f = self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine
         else:
             f = 1.0
         if step < self.warmup_steps:

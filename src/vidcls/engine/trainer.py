@@ -38,7 +38,7 @@ from vidcls.engine.distributed import (DistInfo, ShardedSampler, all_gather_cat,
                                        barrier, cleanup_distributed, init_distributed)
 from vidcls.engine.metrics import classification_metrics, multilabel_metrics
 from vidcls.engine.optim import (build_optimizer, build_scheduler, classification_loss,
-                                 effective_lr, freeze_partial_bn, set_partial_bn_eval, unwrap)
+                                 effective_lr, freeze_partial_bn, set_partial_bn_eval)
 
 
 class TrainingDiverged(RuntimeError):
@@ -495,9 +495,10 @@ class Trainer:
             all_reduce_sum(flags, self.dist)
             sums += flags[:3]
             if flags[3] > 0:
+                lr = self.scheduler.get_last_lr()[0]
                 raise TrainingDiverged(
-                    f"loss became {'nan' if math.isnan(window[0]) else 'inf'} at epoch "
-                    f"{self.epoch + 1}, step {self.global_step} (lr {self.scheduler.get_last_lr()[0]:.3g}); "
+                    f"loss became {'nan' if math.isnan(flags[0]) else 'inf'} at epoch "
+                    f"{self.epoch + 1}, step {self.global_step} (lr {lr:.3g}); "
                     f"stopped without saving, the last good checkpoint is kept in "
                     f"{self.ckpt_dir / 'last'}. Lower train.lr, set train.clip_grad_norm or use "
                     f"train.precision=fp32")

@@ -1,0 +1,181 @@
+"""``vidcls bench accuracy | cost | report`` and ``vidcls explain``: argument parsing only; the
+work is in :mod:`vidcls.bench.accuracy`, :mod:`vidcls.bench.cost`, :mod:`vidcls.bench.report`
+and :mod:`vidcls.explain`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _err(command: str, err: BaseException) -> int:
+    print(f"vidcls {command}: error: {err}", file=sys.stderr)
+    return 2
+
+
+def _only(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def cmd_bench_accuracy(args: argparse.Namespace) -> int:
+    from vidcls.bench.accuracy import PRESETS, run_accuracy
+
+    if args.preset not in PRESETS:
+        return _err("bench accuracy", ValueError(
+            f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}"))
+    try:
+        jsonl = run_accuracy(args.preset, args.out, only=_only(args.only), seeds=args.seeds,
+                             jobs=args.jobs, keep_checkpoints=args.keep_checkpoints)
+    except ValueError as err:
+        return _err("bench accuracy", err)
+    except RuntimeError as err:  # some runs failed; the others are recorded
+        print(f"vidcls bench accuracy: {err}", file=sys.stderr)
+        return 1
+    if not args.no_report:
+        from vidcls.bench.report import write_results
+
+        cost = Path(args.cost) if args.cost else None
+        page = write_results(jsonl, cost if cost and cost.is_file() else None, args.docs)
+        print(f"vidcls bench accuracy: report written to {page}")
+    return 0
+
+
+def cmd_bench_cost(args: argparse.Namespace) -> int:
+    from vidcls.bench.cost import run_cost
+
+    dtypes = tuple(_only(args.dtypes) or ["fp32"])
+    bad = [d for d in dtypes if d not in ("fp32", "bf16")]
+    if bad:
+        return _err("bench cost", ValueError(f"unknown dtype(s) {', '.join(bad)}; use fp32, "
+                                             f"bf16"))
+    if args.max_seconds <= 0:
+        return _err("bench cost", ValueError(f"--max-seconds must be > 0, got "
+                                             f"{args.max_seconds}"))
+    path = run_cost(args.out, quick=args.quick, max_seconds=args.max_seconds, dtypes=dtypes,
+                    threads=args.threads, sweep=not args.no_sweep)
+    if args.json:
+        print(path.read_text())
+    return 0
+
+
+def cmd_bench_report(args: argparse.Namespace) -> int:
+    from vidcls.bench.report import demo_plots, write_results
+
+    try:
+        if args.demo:
+            for f in demo_plots(args.demo):
+                print(f"vidcls bench report: wrote {f}")
+            if not (args.accuracy or args.cost):
+                return 0
+        acc = Path(args.accuracy) if args.accuracy else None
+        cost = Path(args.cost) if args.cost else None
+        for what, path in (("accuracy results", acc), ("cost results", cost)):
+            if path is not None and not path.is_file():
+                raise FileNotFoundError(f"{what} {str(path)!r} not found (run `vidcls bench "
+                                        f"{'accuracy' if what.startswith('acc') else 'cost'}`"
+                                        f" first)")
+        page = write_results(acc, cost, args.docs, explain=not args.no_explain)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        return _err("bench report", err)
+    print(f"vidcls bench report: wrote {page} and plots in {Path(args.docs) / 'img'}/")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from vidcls.explain import explain_video
+
+    if not Path(args.video).is_file():
+        return _err("explain", FileNotFoundError(f"video {args.video!r} not found"))
+    try:
+        record = explain_video(args.video, args.checkpoint, args.output, target=args.target,
+                               method=args.method, alpha=args.alpha, fps=args.fps)
+    except (FileNotFoundError, ValueError) as err:
+        return _err("explain", err)
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        top = ", ".join(f"{p['label']} {100 * p['probability']:.0f}%"
+                        for p in record["predictions"])
+        print(f"{record['video']}: {top}\n{record['method']} heat maps "
+              f"({record['frames']} frames, {record['map_size'][0]}x{record['map_size'][1]} "
+              f"grid) -> {', '.join(record['outputs'])}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``bench`` (``accuracy``, ``cost``, ``report``) and ``explain`` to the subparsers."""
+    bench = sub.add_parser("bench", help="accuracy and cost benchmarks behind docs/results.md",
+                           description="Reproduce the papers' claims at small scale and "
+                                       "measure model costs; `vidcls bench report` turns the "
+                                       "results into docs/results.md with plots.")
+    bsub = bench.add_subparsers(dest="bench_command", metavar="BENCH")
+    bench.set_defaults(func=lambda a: (bench.print_help(), 0)[1])
+
+    p = bsub.add_parser("accuracy", help="TSN vs TSM, shift proportion, online shift, "
+                                         "attention schemes on synthetic data",
+                        description="Train and evaluate every cell of the four accuracy "
+                                    "experiments (several seeds each) on the built-in synthetic "
+                                    "datasets. Results are appended to OUT/results.jsonl as runs "
+                                    "finish; rerunning the command resumes.")
+    p.add_argument("--preset", default="small",
+                   help="toy (seconds, tests) | small (2 CPU cores, ~1 hour) | full (a GPU)")
+    p.add_argument("--only", default=None, metavar="LIST",
+                   help="comma-separated experiments: table1,shift,online,attention")
+    p.add_argument("--seeds", type=int, default=None, help="use the first N seeds of the preset")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs in parallel (default: one per CPU core; 1 on a GPU)")
+    p.add_argument("--out", default=None,
+                   help="output directory (default runs/bench/accuracy-PRESET)")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep every run's checkpoints (default: first seed's weights only)")
+    p.add_argument("--no-report", action="store_true", help="don't regenerate DOCS/results.md")
+    p.add_argument("--docs", default="docs", help="where results.md and img/ go")
+    p.add_argument("--cost", default="runs/bench/cost.json",
+                   help="cost results to include in the report, if present")
+    p.set_defaults(func=cmd_bench_accuracy)
+
+    p = bsub.add_parser("cost", help="params, GFLOPs, latency, peak memory of every model",
+                        description="Measure parameters and GFLOPs (meta device) and latency "
+                                    "and peak memory (a subprocess per measurement) of every "
+                                    "model at its reference input, fp32 and bf16, plus "
+                                    "TimeSformer block latency vs frames. Writes OUT/cost.json.")
+    p.add_argument("--out", default="runs/bench", help="output directory (cost.json)")
+    p.add_argument("--quick", action="store_true",
+                   help="ResNet-50 TSN/TSM and TimeSformer-B only, fewer frame counts")
+    p.add_argument("--max-seconds", type=float, default=30.0,
+                   help="time budget per measurement; longer ones are timed per block or "
+                        "extrapolated (marked in the table)")
+    p.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32,bf16")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--no-sweep", action="store_true", help="skip latency vs frames")
+    p.add_argument("--json", action="store_true", help="print cost.json")
+    p.set_defaults(func=cmd_bench_cost)
+
+    p = bsub.add_parser("report", help="docs/results.md and plots from the benchmark results",
+                        description="Regenerate DOCS/results.md and DOCS/img/*.png from the "
+                                    "accuracy JSONL and cost JSON (and the demo plots with "
+                                    "--demo RUN_DIR).")
+    p.add_argument("--accuracy", default="runs/bench/accuracy-small/results.jsonl")
+    p.add_argument("--cost", default="runs/bench/cost.json")
+    p.add_argument("--docs", default="docs")
+    p.add_argument("--demo", default=None, metavar="RUN_DIR",
+                   help="also draw accuracy.png and explain_*.png into a `vidcls demo` run")
+    p.add_argument("--no-explain", action="store_true",
+                   help="skip the explain images (they need the kept checkpoints)")
+    p.set_defaults(func=cmd_bench_report)
+
+    p = sub.add_parser("explain", help="heat maps of where a model looks in a video",
+                       description="Attention rollout (TimeSformer) or Grad-CAM (TSN/TSM) per "
+                                   "frame; writes OUTPUT/explain.png (frames x overlays), "
+                                   "OUTPUT/explain.mp4 and OUTPUT/explain.json.")
+    p.add_argument("video", metavar="VIDEO")
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    p.add_argument("--output", "-o", required=True, help="output directory")
+    p.add_argument("--method", default="auto", choices=["auto", "rollout", "gradcam"])
+    p.add_argument("--class", dest="target", default=None, metavar="CLASS",
+                   help="class name or index to explain (Grad-CAM; default: the prediction)")
+    p.add_argument("--alpha", type=float, default=0.5, help="heat-map opacity")
+    p.add_argument("--fps", type=int, default=4, help="frame rate of explain.mp4")
+    p.add_argument("--json", action="store_true", help="print the JSON record")
+    p.set_defaults(func=cmd_explain)

@@ -1,0 +1,730 @@
+"""Tables, plots and ``docs/results.md`` from the benchmark files.
+
+``write_results(accuracy_jsonl, cost_json, docs_dir)`` regenerates everything from the raw
+results (``vidcls bench report``): mean ± standard deviation over seeds per cell, one matplotlib
+PNG per experiment in ``docs/img/``, and a verdict per claim computed from the numbers with the
+rule stated next to it, so the page says plainly where a pattern was *not* reproduced.
+``demo_plots(run_dir)`` draws the same kind of plots into a ``vidcls demo`` run directory.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from vidcls.bench.accuracy import ATTENTIONS, SHIFT_DIVS, read_jsonl
+
+METRICS = ("top1", "pair_acc", "within_pair_acc", "mean_class_acc")
+
+
+# --------------------------------------------------------------------------- aggregation
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarize(records: list[dict]) -> dict[tuple[str, str, str], dict]:
+    """``(experiment, kind, label) -> {n, seeds, <metric>: (mean, std), <metric>_values, ...}``.
+
+    A seed counted twice (e.g. a rerun appended to the file) keeps its last line.
+    """
+    cells: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for r in records:
+        cells[(r["experiment"], r["kind"], r["label"])][r["seed"]] = r
+    out = {}
+    for key, by_seed in cells.items():
+        rs = [by_seed[s] for s in sorted(by_seed)]
+        cell: dict[str, Any] = {"n": len(rs), "seeds": sorted(by_seed), "records": rs}
+        for m in METRICS + ("params", "gflops", "latency_ms", "cpu_seconds", "seconds"):
+            vals = [r.get(m) for r in rs if r.get(m) is not None]
+            cell[m] = mean_std(vals)
+            cell[f"{m}_values"] = vals
+        for extra in ("shift_fraction", "place"):
+            if extra in rs[0]:
+                cell[extra] = rs[0][extra]
+        out[key] = cell
+    return out
+
+
+def fmt(ms: tuple[float, float], digits: int = 1) -> str:
+    m, s = ms
+    if math.isnan(m):
+        return "–"
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def _get(summary: dict, experiment: str, kind: str, label: str) -> dict | None:
+    return summary.get((experiment, kind, label))
+
+
+# --------------------------------------------------------------------------- verdicts
+def _verdict(ok: bool | None, text: str) -> dict:
+    return {"ok": ok, "text": text,
+            "badge": {True: "reproduced", False: "**not reproduced**", None: "not run"}[ok]}
+
+
+def verdict_table1(s: dict) -> list[dict]:
+    out = []
+    a_tsn, a_tsm = _get(s, "table1", "appearance", "TSN"), _get(s, "table1", "appearance", "TSM")
+    if a_tsn and a_tsm:
+        d = a_tsm["top1"][0] - a_tsn["top1"][0]
+        out.append(_verdict(d >= -5.0, f"appearance: TSM − TSN = {d:+.1f} points (rule: TSM ≈ "
+                                       f"TSN or better, i.e. ≥ −5 points)"))
+    else:
+        out.append(_verdict(None, "appearance: not run"))
+    t_tsn, t_tsm = _get(s, "table1", "temporal", "TSN"), _get(s, "table1", "temporal", "TSM")
+    if t_tsn and t_tsm:
+        d = t_tsm["top1"][0] - t_tsn["top1"][0]
+        w = t_tsn["within_pair_acc"][0]
+        out.append(_verdict(d >= 20.0 and w <= 65.0,
+                            f"temporal: TSM − TSN = {d:+.1f} points, TSN within-pair accuracy "
+                            f"{w:.1f} % (rule: TSM ≥ TSN + 20 points and TSN within a pair ≤ "
+                            f"65 %, chance = 50 %)"))
+    else:
+        out.append(_verdict(None, "temporal: not run"))
+    return out
+
+
+def verdict_shift(s: dict) -> list[dict]:
+    curves = {place: [_get(s, "shift", "temporal", f"{place} {_frac(2 / d)}") for d in SHIFT_DIVS]
+              for place in ("inplace", "residual")}
+    if not all(c for cs in curves.values() for c in cs):
+        return [_verdict(None, "shift: not run (or incomplete)")]
+    better = [r["top1"][0] >= i["top1"][0] for i, r in zip(curves["inplace"], curves["residual"])]
+    diffs = ", ".join(f"{_frac(2 / d)}: {r['top1'][0] - i['top1'][0]:+.1f}"
+                      for d, i, r in zip(SHIFT_DIVS, curves["inplace"], curves["residual"]))
+    res = [c["top1"] for c in curves["residual"]]
+    best = max(range(len(res)), key=lambda i: res[i][0])
+    quarter = SHIFT_DIVS.index(8)
+    gap = res[best][0] - res[quarter][0]
+    noise = max(res[best][1], res[quarter][1])
+    peak_ok = best == quarter
+    peak_text = (f"residual accuracy peaks at {_frac(2 / SHIFT_DIVS[best])} "
+                 f"({res[best][0]:.1f} %); 1/4 reaches {res[quarter][0]:.1f} %")
+    out = [_verdict(all(better), f"residual ≥ in-place at {sum(better)} of {len(better)} "
+                                 f"proportions (residual − in-place: {diffs} points; rule: at "
+                                 f"every proportion)")]
+    if peak_ok:
+        out.append(_verdict(True, peak_text + " (rule: the peak is at 1/4)"))
+    else:
+        within = gap <= noise
+        out.append(_verdict(False, peak_text + f" (rule: the peak is at 1/4; the gap of "
+                                               f"{gap:.1f} points is "
+                                               f"{'within' if within else 'beyond'} one "
+                                               f"standard deviation, {noise:.1f})"))
+    return out
+
+
+def verdict_online(s: dict) -> list[dict]:
+    tsn = _get(s, "online", "temporal", "TSN (no shift)")
+    bi = _get(s, "online", "temporal", "offline (bi-directional)")
+    uni = _get(s, "online", "temporal", "online (uni-directional)")
+    if not (tsn and bi and uni):
+        return [_verdict(None, "online: not run")]
+    d = uni["top1"][0] - bi["top1"][0]
+    gain = uni["top1"][0] - tsn["top1"][0]
+    return [_verdict(gain >= 20.0 and d >= -10.0,
+                     f"online (uni-directional) − offline (bi-directional) = {d:+.1f} points; "
+                     f"online − TSN = {gain:+.1f} points (rule: the online model keeps most of "
+                     f"the temporal gain: ≥ TSN + 20 and ≥ offline − 10)")]
+
+
+def verdict_attention(s: dict) -> list[dict]:
+    cells = {(k, a): _get(s, "attention", k, a) for k in ("appearance", "temporal")
+             for a in ATTENTIONS}
+    if not all(cells.values()):
+        return [_verdict(None, "attention: not run (or incomplete)")]
+    out = []
+    for kind in ("appearance", "temporal"):
+        others = [cells[(kind, a)]["top1"][0] for a in ATTENTIONS if a != "space"]
+        space = cells[(kind, "space")]["top1"][0]
+        gap = max(others) - space
+        if kind == "appearance":
+            out.append(_verdict(gap <= 10.0, f"appearance: best other scheme − space = "
+                                             f"{gap:+.1f} points (rule: space is not far behind,"
+                                             f" ≤ 10 points)"))
+        else:
+            w = cells[("temporal", "space")]["within_pair_acc"][0]
+            out.append(_verdict(gap >= 20.0, f"temporal: best other scheme − space = "
+                                             f"{gap:+.1f} points; space within a pair "
+                                             f"{w:.1f} % (rule: space far behind, ≥ 20 points)"))
+    return out
+
+
+def _frac(frac: float) -> str:
+    return "all" if frac >= 1 else f"1/{round(1 / frac)}"
+
+
+# --------------------------------------------------------------------------- tables
+def table1_md(s: dict) -> str:
+    lines = ["| model | appearance top-1 (%) | temporal top-1 (%) | temporal: right pair (%) "
+             "| temporal: within pair (%) | params |",
+             "|---|---|---|---|---|---|"]
+    for label in ("TSN", "TSM"):
+        a, t = _get(s, "table1", "appearance", label), _get(s, "table1", "temporal", label)
+        ref = t or a
+        if not ref:
+            continue
+        lines.append(f"| {label} | {fmt(a['top1']) if a else '–'} | {fmt(t['top1']) if t else '–'}"
+                     f" | {fmt(t['pair_acc']) if t else '–'} | "
+                     f"{fmt(t['within_pair_acc']) if t else '–'} | "
+                     f"{ref['params'][0] / 1e6:.1f} M |")
+    return "\n".join(lines)
+
+
+def shift_md(s: dict) -> str:
+    lines = ["| channels shifted | in-place top-1 (%) | residual top-1 (%) |", "|---|---|---|"]
+    tsn = _get(s, "shift", "temporal", "TSN (no shift)")
+    if tsn:
+        lines.append(f"| none (TSN) | {fmt(tsn['top1'])} | {fmt(tsn['top1'])} |")
+    for d in SHIFT_DIVS:
+        name = _frac(2 / d)
+        i = _get(s, "shift", "temporal", f"inplace {name}")
+        r = _get(s, "shift", "temporal", f"residual {name}")
+        lines.append(f"| {name} (shift_div={d}) | {fmt(i['top1']) if i else '–'} | "
+                     f"{fmt(r['top1']) if r else '–'} |")
+    return "\n".join(lines)
+
+
+def online_md(s: dict) -> str:
+    lines = ["| model | temporal top-1 (%) | within pair (%) | CPU latency / clip (ms) |",
+             "|---|---|---|---|"]
+    for label in ("TSN (no shift)", "offline (bi-directional)", "online (uni-directional)"):
+        c = _get(s, "online", "temporal", label)
+        if c:
+            lines.append(f"| {label} | {fmt(c['top1'])} | {fmt(c['within_pair_acc'])} | "
+                         f"{c['latency_ms'][0]:.1f} |")
+    return "\n".join(lines)
+
+
+def attention_md(s: dict, cost: dict | None = None) -> str:
+    """Accuracy of the tiny trained models, with their cost and the ViT-B cost beside it."""
+    vitb = {}
+    for row in (cost or {}).get("rows", []):
+        if row["model"] == "timesformer_base" and "attention" in row:
+            vitb[row["attention"]] = row
+    lines = ["| attention | appearance top-1 (%) | temporal top-1 (%) | temporal within pair (%) "
+             "| params (tiny) | GFLOPs (tiny) | latency (tiny, ms) | comparisons / token "
+             "(8x224) | ViT-B 8x224: params / GFLOPs / latency fp32 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for att in ATTENTIONS:
+        a, t = _get(s, "attention", "appearance", att), _get(s, "attention", "temporal", att)
+        ref = a or t
+        if not ref:
+            continue
+        b = vitb.get(att)
+        if b:
+            lat = b["latency"].get("fp32", {}).get("latency_s")
+            big = (f"{b['params'] / 1e6:.1f} M / {b['gflops']:.0f} / "
+                   + (f"{lat:.2f} s" if lat is not None else "–"))
+            comp = str(b.get("comparisons", "–"))
+        else:
+            big, comp = "–", "–"
+        lines.append(f"| {att} | {fmt(a['top1']) if a else '–'} | {fmt(t['top1']) if t else '–'} | "
+                     f"{fmt(t['within_pair_acc']) if t else '–'} | "
+                     f"{ref['params'][0] / 1e3:.0f} k | {ref['gflops'][0]:.3f} | "
+                     f"{ref['latency_ms'][0]:.1f} | {comp} | {big} |")
+    return "\n".join(lines)
+
+
+def _latency_cell(res: dict | None) -> str:
+    if not res:
+        return "–"
+    if "latency_s" not in res:
+        return "failed"
+    mark = {"measured": "", "per block": " ᵇ", "extrapolated": " ᵉ"}.get(res["kind"], "")
+    lat = res["latency_s"]
+    text = f"{lat:.2f} s" if lat >= 1 else f"{1000 * lat:.0f} ms"
+    return text + mark
+
+
+def _mem_cell(res: dict | None) -> str:
+    if not res or "peak_rss_mb" not in res:
+        return "–"
+    return f"{res['peak_rss_mb'] / 1024:.2f} GB"
+
+
+def cost_md(cost: dict) -> str:
+    """The main cost table: every model at its reference input."""
+    dtypes = cost["settings"]["dtypes"]
+    head = ["model", "input", "params (M)", "paper params (M)", "GFLOPs", "paper GFLOPs"]
+    for d in dtypes:
+        head += [f"latency {d}", f"peak memory {d}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in cost["rows"]:
+        if row.get("group") == "shift":
+            continue
+        paper = row.get("paper") or {}
+        cells = [row["label"], f"{row['frames']}x{row['size']}", f"{row['params'] / 1e6:.1f}",
+                 f"{paper['params_m']:.1f}" if "params_m" in paper else "",
+                 f"{row['gflops']:.1f}", f"{paper['gflops']:.0f}" if "gflops" in paper else ""]
+        for d in dtypes:
+            res = row["latency"].get(d)
+            cells += [_latency_cell(res), _mem_cell(res)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def shift_overhead_md(cost: dict) -> str:
+    """TSN vs TSM latency: the shift's data movement is the only extra cost."""
+    rows = {r["label"]: r for r in cost["rows"]}
+    base = rows.get("tsn_resnet50")
+    if not base:
+        return ""
+    lines = ["| model | latency fp32 | overhead vs TSN (%) | paper overhead (%) |",
+             "|---|---|---|---|"]
+    t0 = base["latency"].get("fp32", {}).get("latency_s")
+    for label, paper in (("tsn_resnet50", ""),
+                         ("tsm_resnet50", "~3 (1/8 each way)"),
+                         ("tsm_resnet50 (1/4 of the channels, inplace)", ""),
+                         ("tsm_resnet50 (all channels, residual)", ""),
+                         ("tsm_resnet50 (all channels, inplace)", "13.7 (CPU)")):
+        r = rows.get(label)
+        if not r:
+            continue
+        t = r["latency"].get("fp32", {}).get("latency_s")
+        over = f"{100 * (t / t0 - 1):+.1f}" if t and t0 else "–"
+        name = "tsm_resnet50 (1/4 of the channels, residual)" if label == "tsm_resnet50" else label
+        lines.append(f"| {name} | {_latency_cell(r['latency'].get('fp32'))} | {over} | {paper} |")
+    return "\n".join(lines)
+
+
+def comparisons_md(cost: dict) -> str:
+    lines = ["| attention | paper formula | per token at 8x224 (N=196, F=8): paper | ours | "
+             "at 96x224 (F=96): ours |", "|---|---|---|---|---|"]
+    rows = {(r["model"], r.get("attention")): r for r in cost["rows"]}
+    from vidcls.bench.cost import PAPER_COMPARISONS, comparisons_per_token, paper_comparisons
+
+    for att in ATTENTIONS:
+        b = rows.get(("timesformer_base", att))
+        ours8 = b["comparisons"] if b else comparisons_per_token(att, 8, (14, 14))
+        lines.append(f"| {att} | {PAPER_COMPARISONS[att]} | {paper_comparisons(att, 8, (14, 14))}"
+                     f" | {ours8} | {comparisons_per_token(att, 96, (14, 14))} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- plots
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+COLORS = {"TSN": "#8c8c8c", "TSM": "#d62728", "inplace": "#1f77b4", "residual": "#d62728"}
+
+
+def _bars(ax, groups: list[str], series: dict[str, list[dict | None]], metric: str = "top1",
+          colors: dict | None = None) -> None:
+    """Grouped bars (mean) with error bars (std) and the individual seeds as dots."""
+    import numpy as np
+
+    n = len(series)
+    width = 0.8 / max(n, 1)
+    x = np.arange(len(groups))
+    for i, (name, cells) in enumerate(series.items()):
+        pos = x - 0.4 + width * (i + 0.5)
+        means = [c[metric][0] if c else float("nan") for c in cells]
+        stds = [c[metric][1] if c else 0.0 for c in cells]
+        color = (colors or {}).get(name)
+        ax.bar(pos, means, width * 0.9, yerr=stds, capsize=3, label=name, color=color,
+               alpha=0.85)
+        for p, c in zip(pos, cells):
+            if c:
+                vals = c[f"{metric}_values"]
+                ax.scatter([p] * len(vals), vals, s=9, color="black", zorder=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups)
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def plot_table1(s: dict, path: Path, num_classes: int = 4) -> bool:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    kinds = ["appearance", "temporal"]
+    series = {label: [_get(s, "table1", k, label) for k in kinds] for label in ("TSN", "TSM")}
+    if not any(c for cs in series.values() for c in cs):
+        plt.close(fig)
+        return False
+    _bars(ax, kinds, series, colors=COLORS)
+    ax.axhline(100 / num_classes, color="black", ls=":", lw=1, label="chance")
+    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind (temporal)")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title("TSN vs TSM (mean ± std over seeds, dots = seeds)")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_shift(s: dict, path: Path) -> bool:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    xs = [0.0] + [2 / d for d in SHIFT_DIVS]
+    names = ["none"] + [_frac(2 / d) for d in SHIFT_DIVS]
+    tsn = _get(s, "shift", "temporal", "TSN (no shift)")
+    drawn = False
+    for place in ("inplace", "residual"):
+        pts = [(i, tsn)] if False else []
+        cells = [tsn] + [_get(s, "shift", "temporal", f"{place} {_frac(2 / d)}")
+                         for d in SHIFT_DIVS]
+        pts = [(i, c) for i, c in enumerate(cells) if c]
+        if not pts:
+            continue
+        drawn = True
+        ax.errorbar([i for i, _ in pts], [c["top1"][0] for _, c in pts],
+                    yerr=[c["top1"][1] for _, c in pts], marker="o", capsize=3,
+                    label=f"{place} shift", color=COLORS[place])
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.set_xticks(range(len(xs)))
+    ax.set_xticklabels(names)
+    ax.set_xlabel("proportion of channels shifted (both directions together)")
+    ax.set_ylabel("temporal top-1 (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(alpha=0.3)
+    ax.set_title("Shift proportion and placement (TSM paper, Fig. 3)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_online(s: dict, path: Path) -> bool:
+    plt = _plt()
+    labels = ["TSN (no shift)", "offline (bi-directional)", "online (uni-directional)"]
+    cells = [_get(s, "online", "temporal", label) for label in labels]
+    if not any(cells):
+        return False
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    series = {"top-1": cells}
+    _bars(ax, ["TSN", "TSM offline\n(bi-dir.)", "TSM online\n(uni-dir.)"], series)
+    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind")
+    ax.set_ylabel("temporal top-1 (%)")
+    ax.set_title("Online (streamable) vs offline TSM")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_attention(s: dict, path: Path, num_classes: int = 4) -> bool:
+    plt = _plt()
+    series = {kind: [_get(s, "attention", kind, a) for a in ATTENTIONS]
+              for kind in ("appearance", "temporal")}
+    if not any(c for cs in series.values() for c in cs):
+        return False
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    _bars(ax, list(ATTENTIONS), series, colors={"appearance": "#2ca02c", "temporal": "#9467bd"})
+    ax.axhline(100 / num_classes, color="black", ls=":", lw=1, label="chance")
+    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind (temporal)")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title("TimeSformer attention schemes (tiny model, from scratch)")
+    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_latency_frames(cost: dict, path: Path) -> bool:
+    """Block latency vs frames per attention scheme; hollow markers = extrapolated."""
+    points = [p for p in cost.get("sweep", []) if "block_s" in p]
+    if not points:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for att in ATTENTIONS:
+        pts = sorted((p for p in points if p["attention"] == att), key=lambda p: p["frames"])
+        if not pts:
+            continue
+        line, = ax.plot([p["frames"] for p in pts], [12 * p["block_s"] for p in pts],
+                        label=att, lw=1.2)
+        for p in pts:
+            measured = p["kind"] == "measured"
+            ax.scatter(p["frames"], 12 * p["block_s"], s=28, zorder=3,
+                       facecolors=line.get_color() if measured else "white",
+                       edgecolors=line.get_color())
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    frames = sorted({p["frames"] for p in points})
+    ax.set_xticks(frames)
+    ax.set_xticklabels([str(f) for f in frames])
+    ax.set_xlabel("frames (224x224, 196 patches each)")
+    ax.set_ylabel("12 blocks, fp32, batch 1 (s)")
+    ax.set_title("TimeSformer-B latency vs clip length\n(filled = measured, hollow = "
+                 "extrapolated by FLOPs)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# --------------------------------------------------------------------------- explain images
+def explain_examples(records: list[dict], img_dir: Path, data_root: Path | None = None
+                     ) -> dict[str, str]:
+    """Run ``vidcls explain`` on a held-out temporal video with the kept first-seed checkpoints
+    of TSN, TSM and TimeSformer (divided); returns ``{name: png path}``."""
+    from vidcls.explain import explain_video
+
+    wanted = {"explain_tsm": ("table1", "temporal", "TSM"),
+              "explain_tsn": ("table1", "temporal", "TSN"),
+              "explain_timesformer": ("attention", "temporal", "divided")}
+    out = {}
+    for name, (exp, kind, label) in wanted.items():
+        rs = sorted((r for r in records if (r["experiment"], r["kind"], r["label"]) ==
+                     (exp, kind, label) and r.get("run_dir")), key=lambda r: r["seed"])
+        for r in rs:
+            ckpt = Path(r["run_dir"]) / "checkpoints" / "last"
+            if not (ckpt / "model.safetensors").is_file():
+                continue
+            cfg = Path(r["run_dir"]) / "run.yaml"
+            import yaml
+
+            root = Path(yaml.safe_load(cfg.read_text())["data"]["root"])
+            lines = (root / "val.txt").read_text().split("\n")
+            video = root / lines[0].rsplit(" ", 1)[0]  # first held-out video of class 0
+            tmp = img_dir / f".{name}"
+            explain_video(video, ckpt, tmp)
+            target = img_dir / f"{name}.png"
+            (tmp / "explain.png").replace(target)
+            for f in tmp.iterdir():
+                f.unlink()
+            tmp.rmdir()
+            out[name] = str(target)
+            break
+    return out
+
+
+# --------------------------------------------------------------------------- the page
+def _verdict_lines(vs: list[dict]) -> str:
+    return "\n".join(f"- {v['badge']}: {v['text']}" for v in vs)
+
+
+def _setup_md(records: list[dict]) -> str:
+    if not records:
+        return ""
+    r0 = records[0]
+    recipe = r0.get("recipe", {})
+    data = recipe.get("data", {})
+    runs = {r["key"]: r for r in records if "reused_from" not in r}
+    cpu = sum(r.get("cpu_seconds") or 0 for r in runs.values())
+    wall = sum(r.get("seconds") or 0 for r in runs.values())
+    by_model = defaultdict(list)
+    for r in records:
+        by_model["TimeSformer" if r["model"].startswith("timesformer") else "TSN/TSM"].append(r)
+    recipes = "; ".join(
+        f"{fam}: {rs[0]['recipe']['epochs']} epochs, lr {rs[0]['recipe']['lr']}"
+        for fam, rs in by_model.items())
+    seeds = sorted({r["seed"] for r in records})
+    return (f"Preset `{r0.get('preset')}`: synthetic data with {data.get('num_classes')} classes, "
+            f"{data.get('videos_per_class')} videos per class ({int(100 * data.get('val_fraction', 0.2))} % "
+            f"held out), {data.get('num_frames')}-frame videos of {data.get('size')}x"
+            f"{data.get('size')} pixels; clips of {recipe.get('num_frames')} frames (TSN segment "
+            f"sampling), batch {recipe.get('batch_size')}, AdamW (weight decay "
+            f"{recipe.get('weight_decay')}), cosine schedule, multi-scale crop, no flip; "
+            f"{recipes}. Seeds {', '.join(map(str, seeds))} (model initialisation and data "
+            f"order; the dataset is the same). Scored on the held-out videos, 1 clip x 1 centre "
+            f"crop, after the last epoch. {len(runs)} trainings, {wall / 60:.0f} min of run "
+            f"time in total (runs in parallel) and {cpu / 60:.0f} CPU-minutes, i.e. about "
+            f"{cpu / 120:.0f} min on 2 dedicated cores.")
+
+
+def results_markdown(records: list[dict], cost: dict | None, images: dict[str, str],
+                     img_rel: str = "img") -> str:
+    s = summarize(records) if records else {}
+    nc = (records[0].get("recipe", {}).get("data", {}).get("num_classes", 4)
+          if records else 4)
+    v1, v2, v3, v4 = verdict_table1(s), verdict_shift(s), verdict_online(s), verdict_attention(s)
+
+    def img(name: str, alt: str) -> str:
+        return f"![{alt}]({img_rel}/{name}.png)\n" if name in images else ""
+
+    parts = [
+        "# Results: the article's claims, rerun at small scale",
+        "",
+        "Generated by `vidcls bench report` from the raw results of `vidcls bench accuracy` "
+        "and `vidcls bench cost` (do not edit by hand; rerun the three commands). Every "
+        "accuracy cell is the mean ± standard deviation over seeds; dots in the plots are the "
+        "individual seeds. Each verdict applies the rule written next to it to these numbers.",
+        "",
+        "Reproduce: `vidcls bench accuracy --preset small` (2 CPU cores, about an hour; "
+        "`--preset full` on a GPU), `vidcls bench cost`, then `vidcls bench report`.",
+        "",
+        "## Claims at a glance",
+        "",
+        "| claim (source) | verdict |",
+        "|---|---|",
+    ]
+    claims = [("TSM ≈ TSN on appearance-dominated data (TSM paper, Table 1)", v1[0]),
+              ("TSM ≫ TSN on temporal data; TSN cannot order frames (TSM paper, Table 1)", v1[1]),
+              ("residual shift ≥ in-place shift (TSM paper, Fig. 3)", v2[0]),
+              ("accuracy peaks near 1/4 of the channels shifted (TSM paper, Fig. 3)",
+               v2[1] if len(v2) > 1 else v2[0]),
+              ("online (uni-directional) TSM keeps the temporal modelling (TSM paper, §4)", v3[0]),
+              ("space-only attention is competitive on appearance (TimeSformer, Table 1)",
+               v4[0]),
+              ("space-only attention falls far behind on temporal data (TimeSformer, Table 1)",
+               v4[1] if len(v4) > 1 else v4[0])]
+    for claim, v in claims:
+        parts.append(f"| {claim} | {v['badge']} |")
+    parts += ["", "### Setup", "", _setup_md(records), ""]
+
+    parts += ["## 1. TSN vs TSM (TSM paper, Table 1)", "",
+              "Same ResNet backbone, data, recipe and budget; TSM adds the bi-directional "
+              "residual shift of 1/8 of the channels each way. On `temporal` every class has a "
+              "time-reversed twin, so a model blind to frame order gets the pair right (\"right "
+              "pair\") but is at 50 % within it (\"within pair\" = top-1 / right pair). "
+              f"Chance is {100 / nc:.0f} %.", "",
+              table1_md(s), "", img("accuracy_table1", "TSN vs TSM"), _verdict_lines(v1), ""]
+    parts += ["## 2. Shift proportion and placement (TSM paper, Fig. 3)", "",
+              "`temporal` data; proportion = channels moved in both directions together "
+              "(`shift_div` 16, 8, 4, 2 → 1/8, 1/4, 1/2, all); in-place = shift on the block "
+              "input (identity path shifted too), residual = shift inside the residual branch.",
+              "", shift_md(s), "", img("accuracy_shift", "shift proportion"),
+              _verdict_lines(v2), ""]
+    parts += ["## 3. Online vs offline TSM", "",
+              "Uni-directional shift (past → present only, streamable frame by frame with "
+              "`vidcls stream`) vs the bi-directional offline shift, `temporal` data.", "",
+              online_md(s), "", img("accuracy_online", "online vs offline"),
+              _verdict_lines(v3), ""]
+    parts += ["## 4. TimeSformer attention schemes (TimeSformer paper, Table 1)", "",
+              "A tiny TimeSformer (see the setup) trained from scratch — the paper fine-tunes "
+              "an ImageNet ViT-B, far beyond a CPU budget — with each attention scheme, same "
+              "data and budget. Cost columns: the tiny model as trained (batch 1, CPU), and "
+              "ViT-B at 8x224 from `vidcls bench cost`.", "",
+              attention_md(s, cost), "", img("accuracy_attention", "attention schemes"),
+              _verdict_lines(v4), ""]
+    if cost:
+        m = cost["machine"]
+        parts += ["## 5. Cost: parameters, GFLOPs, latency, memory", "",
+                  f"Measured on {m.get('processor') or m.get('platform')} with {m['threads']} "
+                  f"thread(s) (load average {m.get('load_average', 0):.1f} when it started: "
+                  f"other jobs shared the machine, so latencies are upper bounds), torch "
+                  f"{m['torch']}, batch 1, inference. GFLOPs = multiply-accumulates per clip "
+                  f"(the papers' convention), counted on the `meta` device. Latency: plain = a "
+                  f"whole forward pass measured; ᵇ = embedding + depth x one block measured on "
+                  f"the full token grid; ᵉ = extrapolated from smaller measured inputs in "
+                  f"proportion to FLOPs. Peak memory = peak resident size of the measuring "
+                  f"process (weights included). bf16 = weights and input cast to bfloat16; "
+                  f"this CPU has no native bf16 arithmetic, so bf16 is emulated and slower.", "",
+                  cost_md(cost), "",
+                  "Our GFLOPs count matrix multiplications and convolutions only (no softmax, "
+                  "normalisation or activation functions), hence a few percent below the "
+                  "papers' totals.", "",
+                  "### The shift's latency overhead (TSM paper, §3)", "",
+                  shift_overhead_md(cost), "",
+                  "### Comparisons per patch token (TimeSformer paper, §3)", "",
+                  "Keys each patch query is compared with, summed over a block's attention "
+                  "stages. Ours is counted from the partitions in `vidcls.models.attention`; "
+                  "`divided` differs by one because, as in the reference code, the cls token "
+                  "takes no part in the temporal stage.", "",
+                  comparisons_md(cost), "",
+                  "### Latency vs clip length", "",
+                  img("cost_latency_frames", "latency vs frames"), ""]
+    if any(k.startswith("explain") for k in images):
+        parts += ["## 6. Where the models look (`vidcls explain`)", "",
+                  "The first held-out `temporal` video, explained with the first seed's "
+                  "checkpoints: Grad-CAM on the last ResNet stage for TSN/TSM, attention "
+                  "rollout (space and time, heads averaged) for TimeSformer. Top row: the "
+                  "frames the model sees; bottom row: the heat map over them.", ""]
+        for name, title in (("explain_tsm", "TSM (Grad-CAM)"), ("explain_tsn", "TSN (Grad-CAM)"),
+                            ("explain_timesformer", "TimeSformer, divided (attention rollout)")):
+            if name in images:
+                parts += [f"**{title}**", "", img(name, title)]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def write_results(accuracy: str | Path | None, cost: str | Path | None,
+                  docs_dir: str | Path = "docs", *, explain: bool = True) -> Path:
+    """Regenerate ``docs_dir/results.md`` and ``docs_dir/img/*.png``; returns the page's path."""
+    docs = Path(docs_dir)
+    img_dir = docs / "img"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    records = read_jsonl(accuracy) if accuracy else []
+    cost_data = json.loads(Path(cost).read_text()) if cost and Path(cost).is_file() else None
+    images: dict[str, str] = {}
+    if records:
+        s = summarize(records)
+        nc = records[0].get("recipe", {}).get("data", {}).get("num_classes", 4)
+        for name, fn in (("accuracy_table1", lambda p: plot_table1(s, p, nc)),
+                         ("accuracy_shift", lambda p: plot_shift(s, p)),
+                         ("accuracy_online", lambda p: plot_online(s, p)),
+                         ("accuracy_attention", lambda p: plot_attention(s, p, nc))):
+            if fn(img_dir / f"{name}.png"):
+                images[name] = str(img_dir / f"{name}.png")
+        if explain:
+            images.update(explain_examples(records, img_dir))
+    if cost_data and plot_latency_frames(cost_data, img_dir / "cost_latency_frames.png"):
+        images["cost_latency_frames"] = str(img_dir / "cost_latency_frames.png")
+    page = docs / "results.md"
+    page.write_text(results_markdown(records, cost_data, images), encoding="utf-8")
+    return page
+
+
+# --------------------------------------------------------------------------- the demo
+def demo_plots(run_dir: str | Path) -> list[str]:
+    """Plots for a ``vidcls demo`` run directory: ``accuracy.png`` (TSN vs TSM top-1, top-5
+    and mean class accuracy with the chance levels) and ``explain_tsn.png`` /
+    ``explain_tsm.png`` (Grad-CAM on the video the demo predicted)."""
+    run = Path(run_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    plt = _plt()
+    models = summary["models"]
+    labels = list(models)
+    metrics = [("top1", "top-1"), ("mean_class_acc", "mean class")]
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    import numpy as np
+
+    x = np.arange(len(metrics))
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        vals = [models[label]["eval"][m] for m, _ in metrics]
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), vals, width * 0.9, label=label,
+                      color=COLORS.get(label))
+        for b, v in zip(bars, vals):
+            ax.text(b.get_x() + b.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
+    nc = summary["settings"]["num_classes"]
+    ax.axhline(100 / nc, color="black", ls=":", lw=1, label="chance")
+    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind")
+    ax.set_xticks(x)
+    ax.set_xticklabels([n for _, n in metrics])
+    ax.set_ylim(0, 110)
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title("vidcls demo: TSN vs TSM on temporal videos")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(run / "accuracy.png", dpi=110)
+    plt.close(fig)
+    written = [str(run / "accuracy.png")]
+    from vidcls.explain import explain_video
+
+    video = summary.get("prediction", {}).get("video")
+    for label in labels:
+        ckpt = models[label].get("checkpoint")
+        if not (video and ckpt and Path(ckpt).exists()):
+            continue
+        tmp = run / f".explain_{label.lower()}"
+        explain_video(video, ckpt, tmp)
+        target = run / f"explain_{label.lower()}.png"
+        (tmp / "explain.png").replace(target)
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+        written.append(str(target))
+    return written
