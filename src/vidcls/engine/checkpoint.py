@@ -232,6 +232,56 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu",
     return model, meta
 
 
+def _fit_embedding(key: str, value: torch.Tensor, model: torch.nn.Module,
+                   target: torch.Tensor) -> torch.Tensor | None:
+    """Resample a TimeSformer position/time embedding to ``model``'s grid or frame count."""
+    from vidcls.models.timesformer import resize_pos_embed, resize_time_embed
+
+    if key == "time_embed":
+        return resize_time_embed(value, target.shape[1])
+    if key == "pos_embed":
+        side_old = int(round((value.shape[1] - 1) ** 0.5))
+        if side_old * side_old + 1 != value.shape[1]:
+            return None
+        return resize_pos_embed(value, (side_old, side_old), tuple(model.grid_size))
+    return None
+
+
+def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> list[str]:
+    """Start training ``model`` from the weights of a vidcls checkpoint (``train --init``).
+
+    Fine-tuning usually changes the class count, so head tensors whose shape differs are left
+    freshly initialised; TimeSformer embeddings are resampled when the frame count or size
+    differs. Anything else that does not match is an error naming the keys. Returns the keys
+    that were not taken from the checkpoint.
+    """
+    ckpt = resolve_checkpoint_dir(path)
+    state = st_load_file(str(ckpt / MODEL_FILE))
+    own = model.state_dict()
+    head_keys = {k for k in own if k.startswith("head.")}
+    kept, skipped = {}, []
+    for key, value in state.items():
+        target = own.get(key)
+        if target is None or target.shape == value.shape:
+            kept[key] = value
+            continue
+        resized = _fit_embedding(key, value, model, target)
+        if resized is not None and resized.shape == target.shape:
+            kept[key] = resized
+        elif key in head_keys:
+            skipped.append(key)
+        else:
+            raise ValueError(f"--init checkpoint {ckpt}: {key} has shape {tuple(value.shape)}, "
+                             f"model needs {tuple(target.shape)} (different architecture?)")
+    missing, unexpected = model.load_state_dict(kept, strict=False)
+    missing = [k for k in missing if k not in skipped]
+    if missing or unexpected:
+        raise ValueError(f"--init checkpoint {ckpt} does not fit model "
+                         f"{getattr(model, 'build_config', {}).get('name', '?')}: missing keys "
+                         f"{missing[:5]}, unexpected keys {unexpected[:5]}")
+    return skipped
+
+
 # --------------------------------------------------------------------------------------
 # Training state: optimizer, scheduler, grad scaler, RNG, progress
 # --------------------------------------------------------------------------------------

@@ -30,7 +30,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from vidcls.engine.trainer import TrainingDiverged, fit
 
     try:
-        cfg = load_config(args.config, args.overrides)
+        overrides = list(args.overrides)
+        if args.init:
+            overrides.append(f"model.init={args.init}")
+        cfg = load_config(args.config, overrides)
         result = fit(cfg, resume=args.resume_from or args.resume,
                      progress=not args.no_progress)
     except (ConfigError, FileNotFoundError) as err:
@@ -98,6 +101,9 @@ def register(sub) -> None:
                         "nothing to resume (safe to use in every (re)submission of a job)")
     p.add_argument("--resume-from", default=None, metavar="CKPT",
                    help="continue from this checkpoint directory (must exist)")
+    p.add_argument("--init", default=None, metavar="CKPT",
+                   help="start from the weights of a vidcls checkpoint (e.g. made by "
+                        "vidcls convert); a head of another class count is re-initialised")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
     p.__class__ = _OverridesParser

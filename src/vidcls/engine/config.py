@@ -38,6 +38,9 @@ class ModelConfig:
     # ImageNet weights to start from: a torchvision ResNet / MobileNetV2 file or a timm ViT-B/16
     # file (handed to the builder as ``pretrained=path``).
     pretrained: Optional[str] = None
+    # A vidcls checkpoint (e.g. from ``vidcls convert``) to start from; a head of another
+    # class count is re-initialised (fine-tuning). CLI: ``vidcls train CONFIG --init CKPT``.
+    init: Optional[str] = None
     options: dict = field(default_factory=dict)
 
 
@@ -198,7 +201,7 @@ def from_dict(raw: dict) -> Config:
     model_raw = dict(model_raw)
     options = dict(model_raw.pop("options", None) or {})
     for key in list(model_raw):
-        if key not in ("name", "pretrained"):
+        if key not in ("name", "pretrained", "init"):
             options[key] = model_raw.pop(key)
     model_raw["options"] = options
     raw["model"] = model_raw
@@ -339,7 +342,10 @@ def _check_model_options(model: ModelConfig) -> None:
         if valid is not None and key not in valid:
             choices = [v for v in valid if v not in _RESERVED_OPTIONS + ("pretrained",)]
             raise ConfigError(_unknown_key_message(f"model.{key}", key,
-                                                   ["name", "pretrained"] + choices))
+                                                   ["name", "pretrained", "init"] + choices))
+    if model.init is not None and not Path(model.init).exists():
+        raise ConfigError(f"config key model.init: checkpoint {model.init!r} not found "
+                          f"(give a vidcls checkpoint directory, e.g. from vidcls convert)")
     import torch
 
     from vidcls.models import create_model

@@ -355,8 +355,14 @@ class Trainer:
             if not Path(m.pretrained).is_file():
                 raise ConfigError(f"config key model.pretrained: file {m.pretrained!r} not found")
             options["pretrained"] = m.pretrained
-        return create_model(m.name, num_classes=self.num_classes,
-                            num_frames=self.cfg.data.num_frames, **options)
+        model = create_model(m.name, num_classes=self.num_classes,
+                             num_frames=self.cfg.data.num_frames, **options)
+        if m.init:
+            skipped = ckpt.init_from_checkpoint(model, m.init)
+            if skipped and self.dist.is_main:
+                print(f"vidcls: initialised from {m.init}; new head for {self.num_classes} "
+                      f"classes ({', '.join(skipped)} not taken)", file=sys.stderr)
+        return model
 
     def _epoch_seed(self) -> int:
         """Same on every process: the dataset derives each clip's augmentation from
