@@ -17,7 +17,7 @@ plus the online step.
 Noise control for a shared CPU: variants run interleaved, round after round; the table gives
 medians, and a ratio is the median of per-round ratios (both timed back to back in a round).
 
-    python benchmarks/bench_online.py --threads 1 --repeats 30 --markdown docs/benchmarks_online.md
+    python benchmarks/bench_online.py --threads 1 --repeats 30 --markdown online.md  (a table to paste into docs/benchmarks.md)
 """
 from __future__ import annotations
 
