@@ -24,15 +24,6 @@ from vidcls.models.resnet import resnet18
 from vidcls.resources import class_names
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and the test CPU is shared: one thread avoids
-    oversubscription stalls (several times slower with 2 threads on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _calibrate(model: nn.Module, clip_shape, seed: int = 0) -> nn.Module:
     """Batch-norm statistics from random clips and random BN affine parameters, so every

@@ -26,15 +26,6 @@ TINY_TIMESFORMER = {"name": "timesformer_base", "embed_dim": 32, "depth": 2, "nu
                     "patch_size": 8, "img_size": 32, "drop_path_rate": 0.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and immune to OpenMP spin-waits when other
-    processes share the CPU (2 threads on a busy 2-core machine ran 7x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):

@@ -15,15 +15,6 @@ from vidcls.models import create_model
 from vidcls.streaming import OnlineTSM
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and the test CPU is shared: one thread avoids
-    oversubscription stalls (several times slower with 2 threads on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _calibrated(name: str, size: int = 32, **options) -> torch.nn.Module:
     """A model whose batch-norm statistics fit random clips and whose head gives visible

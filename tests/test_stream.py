@@ -21,15 +21,6 @@ from vidcls.stream import StreamPredictor, StreamStats, iter_frames, stream_pred
 PREP = {"input_size": 32, "resize": 36}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and the test CPU is shared: one thread avoids
-    oversubscription stalls (several times slower with 2 threads on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _checkpoint(tmp_path, name="tsm_resnet18", **options):
     torch.manual_seed(0)
