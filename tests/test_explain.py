@@ -227,7 +227,8 @@ def test_grad_cam_equals_class_activation_map(name):
         model.backbone.features[-1]
     handle = layer.register_forward_hook(lambda m, a, o: acts.update(a=o.detach().clone()))
     target = torch.tensor([1, 3])
-    cam, logits = grad_cam(model, x, target)
+    last = "layer4" if hasattr(model.backbone, "layer4") else "features.18"
+    cam, logits = grad_cam(model, x, target, layer=last)
     handle.remove()
     A = acts["a"]  # (B*T, C, h, w)
     h, w = A.shape[-2:]
@@ -245,6 +246,12 @@ def test_grad_cam_defaults_to_predicted_class_and_works_under_no_grad():
         cam, logits = grad_cam(model, x)
         ref, _ = grad_cam(model, x, int(logits.argmax()))
     torch.testing.assert_close(cam, ref)
+    # 32 pixels: layer4 is 1x1, so the last stage with a >= 4x4 map (layer2) is used
+    assert grad_cam.last_layer == "layer2" and cam.shape == (1, 2, 4, 4)
+    cam, _ = grad_cam(model, torch.randn(1, 2, 3, 224, 224))
+    assert grad_cam.last_layer == "layer4" and cam.shape == (1, 2, 7, 7)
+    with pytest.raises(ValueError, match="unknown layer 'layer5'"):
+        grad_cam(model, x, layer="layer5")
 
 
 def test_method_mismatch_is_a_clear_error():

@@ -13,7 +13,9 @@ Two methods, one per model family, both giving a heat map per sampled frame:
   ``softmax(q k^T / sqrt(d))`` from the module's own ``qkv`` weights; a stage's token groups are
   recovered by running its :class:`~vidcls.models.attention.Partition` on a grid of token ids.
 * **TSN / TSM — Grad-CAM** (Selvaraju et al., 2017) on the last convolutional stage, per frame:
-  the feature maps weighted by the spatially averaged gradient of the class score, ReLU.
+  the feature maps weighted by the spatially averaged gradient of the class score, ReLU. On tiny
+  clips (32 pixels) the last ResNet stage is a single cell, so the last stage with a map of at
+  least 4x4 cells is used instead (``layer2`` there; ``layer4`` at 224 pixels).
 
 Outputs of :func:`explain_video`: ``explain.png`` (a grid: the sampled frames on top, the
 overlays below), ``explain.mp4`` (frame | overlay side by side) and ``explain.json`` (predicted
@@ -31,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["Explanation", "attention_rollout", "grad_cam", "explain_clip", "explain_video",
-           "overlay_heatmaps", "colorize", "attention_probs", "token_groups"]
+           "overlay_heatmaps", "colorize", "attention_probs", "token_groups", "conv_stages"]
 
 
 # --------------------------------------------------------------------------- attention rollout
@@ -157,47 +159,55 @@ def attention_rollout(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # --------------------------------------------------------------------------- Grad-CAM
-def last_conv_stage(model: nn.Module) -> nn.Module:
-    """The last convolutional stage of a TSN/TSM backbone (ResNet ``layer4``, MobileNetV2's
-    final 1x1 conv)."""
+def conv_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The convolutional stages of a TSN/TSM backbone, input to output: ResNet ``layer1..4``,
+    MobileNetV2 ``features.0..18``."""
     backbone = getattr(model, "backbone", None)
     if backbone is None:
         raise ValueError(f"Grad-CAM needs a TSN/TSM model with a CNN backbone, got "
                          f"{type(model).__name__} (use attention_rollout for TimeSformer)")
     if hasattr(backbone, "layer4"):
-        return backbone.layer4
+        return [(f"layer{i}", getattr(backbone, f"layer{i}")) for i in range(1, 5)]
     if hasattr(backbone, "features"):
-        return backbone.features[-1]
-    raise ValueError(f"don't know the last conv stage of backbone {type(backbone).__name__}")
+        return [(f"features.{i}", m) for i, m in enumerate(backbone.features)]
+    raise ValueError(f"don't know the conv stages of backbone {type(backbone).__name__}")
 
 
-def grad_cam(model: nn.Module, x: Tensor, target: Tensor | int | None = None
-             ) -> tuple[Tensor, Tensor]:
+def grad_cam(model: nn.Module, x: Tensor, target: Tensor | int | None = None, *,
+             layer: str | None = None, min_grid: int = 4) -> tuple[Tensor, Tensor]:
     """Grad-CAM of a TSN/TSM model on clips ``x (B, T, 3, H, W)``.
 
-    ``target``: class index (int or ``(B,)``); default the predicted class. Returns
-    ``(cam (B, T, h, w) >= 0, logits (B, K))`` on the last conv stage's grid (frames repeated
-    when the model pools time).
+    ``target``: class index (int or ``(B,)``); default the predicted class. ``layer``: stage
+    name (``"layer4"``, ``"features.18"``); default the *last* stage whose map is at least
+    ``min_grid`` cells wide: ``layer4`` (7x7) at 224 pixels, but ``layer2`` (4x4) on 32-pixel
+    clips, where ``layer4`` is a single cell and its map says nothing about *where*.
+    Returns ``(cam (B, T, h, w) >= 0, logits (B, K))`` (frames repeated when the model pools
+    time). Also returns the stage used as ``grad_cam.last_layer``.
     """
-    layer = last_conv_stage(model)
+    stages = conv_stages(model)
+    names = [n for n, _ in stages]
+    if layer is not None and layer not in names:
+        raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(names)}")
     store: dict[str, Tensor] = {}
-
-    def keep(module, args, output):
-        store["act"] = output
-
-    handle = layer.register_forward_hook(keep)
+    handles = [m.register_forward_hook(
+        lambda mod, args, out, n=n: store.__setitem__(n, out)) for n, m in stages]
     try:
         with torch.enable_grad():
             logits = model(x)  # (B, K)
+            if layer is None:
+                wide = [n for n in names if min(store[n].shape[-2:]) >= min_grid]
+                layer = wide[-1] if wide else names[0]
             if target is None:
                 target = logits.argmax(dim=1)
             target = torch.as_tensor(target, device=logits.device).long().reshape(-1)
             target = target.expand(logits.shape[0]) if target.numel() == 1 else target
             score = logits.gather(1, target[:, None]).sum()
-            act = store["act"]  # (B*T', C, h, w)
+            act = store[layer]  # (B*T', C, h, w)
             grads = torch.autograd.grad(score, act)[0]  # (B*T', C, h, w)
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
+    grad_cam.last_layer = layer
     weights = grads.mean(dim=(2, 3), keepdim=True)  # (B*T', C, 1, 1)
     cam = F.relu((weights * act).sum(dim=1)).detach()  # (B*T', h, w)
     B, T = x.shape[:2]
@@ -312,6 +322,7 @@ class Explanation:
     probs: Tensor  # (K,)
     maps: Tensor
     heat: Tensor
+    layer: str = ""
 
 
 def _method_for(model: nn.Module, method: str) -> str:
@@ -337,13 +348,15 @@ def explain_clip(model: nn.Module, x: Tensor, *, target: int | None = None,
     if method == "rollout":
         maps, logits = attention_rollout(model, x[None])
         # rollout explains the cls token, which serves every class alike
+        layer = "all attention stages"
     else:
         maps, logits = grad_cam(model, x[None], target)
+        layer = grad_cam.last_layer
     probs = logits[0].float().softmax(-1)
     target = int(probs.argmax()) if target is None else int(target)
     maps = maps[0].float()  # (T, h, w)
     return Explanation(method=method, target=target, probs=probs, maps=maps,
-                       heat=normalize_maps(maps))
+                       heat=normalize_maps(maps), layer=layer)
 
 
 def _resolve_target(target: str | int | None, classes: list[str]) -> int | None:
@@ -389,7 +402,7 @@ def explain_video(video: str | Path, checkpoint: str | Path, output: str | Path,
     top = ex.probs.topk(min(3, ex.probs.numel()))
     top_list = [{"label": pred.classes[int(i)], "index": int(i), "probability": float(p)}
                 for p, i in zip(top.values, top.indices)]
-    name = {"rollout": "attention rollout", "gradcam": "Grad-CAM"}[ex.method]
+    name = {"rollout": "attention rollout", "gradcam": f"Grad-CAM ({ex.layer})"}[ex.method]
     explained = pred.classes[ex.target]
     title = (f"{Path(video).name}: predicted {top_list[0]['label']} "
              f"({100 * top_list[0]['probability']:.0f}%) | {name}"
@@ -399,7 +412,7 @@ def explain_video(video: str | Path, checkpoint: str | Path, output: str | Path,
     side = side[:, : side.shape[1] // 2 * 2, : side.shape[2] // 2 * 2]  # even sizes for H.264
     write_video(out / "explain.mp4", np.ascontiguousarray(side), fps=fps)
     record = {"video": str(video), "checkpoint": str(checkpoint), "method": ex.method,
-              "explained_class": explained, "explained_index": ex.target,
+              "explained_class": explained, "explained_index": ex.target, "layer": ex.layer,
               "predictions": top_list, "frames": int(frames.shape[0]),
               "map_size": list(ex.maps.shape[1:]),
               "outputs": [str(out / f) for f in ("explain.png", "explain.mp4")]}

@@ -49,14 +49,17 @@ SHIFT_PLACES = ("inplace", "residual")
 class Preset:
     """Data size, models and training recipe of one benchmark scale.
 
-    The CNN recipe (AdamW, cosine, multi-scale crop, no flip) is the demo's; TimeSformer from
-    scratch gets its own epochs and learning rate. ``vit`` holds the TimeSformer architecture
-    (a tiny ViT: the paper's ViT-B is far too big to train from scratch on a few hundred clips).
+    Like the papers (ImageNet initialisation for both TSM and TimeSformer), every video model
+    starts from an *image* model of its family, pretrained once on single frames of a separate
+    synthetic image task: ``appearance`` videos of all 8 shapes, drawn with another seed
+    (``pretrain_*`` fields). Fine-tuning then uses the recipe of the demo (AdamW, cosine,
+    multi-scale crop, no flip). ``vit`` holds the TimeSformer architecture: a tiny ViT, since
+    ViT-B is far beyond a CPU budget.
     """
 
     name: str
     num_classes: int = 4             # 2 pairs of time-reversed classes on ``temporal``
-    videos_per_class: int = 40
+    videos_per_class: int = 80
     val_fraction: float = 0.2
     video_frames: int = 16           # frames in each synthetic video file
     size: int = 32                   # video width = height = crop size (pixels)
@@ -65,15 +68,30 @@ class Preset:
     backbone: str = "resnet18"
     batch_size: int = 8
     weight_decay: float = 0.05
-    cnn_epochs: int = 12
+    cnn_epochs: int = 3
     cnn_lr: float = 0.002
-    vit_epochs: int = 30
-    vit_lr: float = 0.001
+    vit_epochs: int = 10
+    vit_lr: float = 0.0005
     vit: dict = field(default_factory=lambda: dict(img_size=32, patch_size=8, embed_dim=64,
                                                    depth=4, num_heads=4, drop_path_rate=0.0))
     max_steps_per_epoch: int | None = None
     device: str = "cpu"
     data_seed: int = 0
+    # image pretraining (one frame per video and epoch)
+    pretrain_classes: int = 8
+    pretrain_videos_per_class: int = 200
+    pretrain_batch_size: int = 32
+    cnn_pretrain_epochs: int = 12
+    cnn_pretrain_lr: float = 0.002
+    vit_pretrain_epochs: int = 12
+    vit_pretrain_lr: float = 0.001
+    pretrain_max_steps_per_epoch: int | None = None
+    pretrain_val_fraction: float = 0.1
+    # frames per pretraining clip: a TSN of 1 frame is a plain image CNN; the ViT takes 8
+    # frames, which its ``space`` attention treats as 8 images (cls tokens averaged), because
+    # decoding a video costs more than running the tiny ViT on one frame
+    cnn_pretrain_frames: int = 1
+    vit_pretrain_frames: int = 8
 
     def recipe(self, family: str) -> dict:
         """Everything about training that a run's result depends on (part of its key)."""
@@ -81,28 +99,54 @@ class Preset:
                       else (self.vit_epochs, self.vit_lr))
         return dict(epochs=epochs, lr=lr, batch_size=self.batch_size,
                     weight_decay=self.weight_decay, num_frames=self.num_frames,
-                    max_steps_per_epoch=self.max_steps_per_epoch, data=self.data_options())
+                    max_steps_per_epoch=self.max_steps_per_epoch, data=self.data_options(),
+                    pretrain=self.pretrain_recipe(family))
+
+    def pretrain_recipe(self, family: str) -> dict:
+        epochs, lr = ((self.cnn_pretrain_epochs, self.cnn_pretrain_lr) if family == "cnn"
+                      else (self.vit_pretrain_epochs, self.vit_pretrain_lr))
+        arch = {"model": f"tsn_{self.backbone}"} if family == "cnn" else {
+            "model": "timesformer_base", **self.vit}
+        frames = self.cnn_pretrain_frames if family == "cnn" else self.vit_pretrain_frames
+        out = dict(epochs=epochs, lr=lr, batch_size=self.pretrain_batch_size,
+                   weight_decay=self.weight_decay, arch=arch,
+                   max_steps_per_epoch=self.pretrain_max_steps_per_epoch,
+                   data=self.pretrain_data_options())
+        if frames != 1:  # (keeps the key of 1-frame recipes unchanged)
+            out["num_frames"] = frames
+        return out
 
     def data_options(self) -> dict:
         return dict(num_classes=self.num_classes, videos_per_class=self.videos_per_class,
                     num_frames=self.video_frames, size=self.size, seed=self.data_seed,
                     val_fraction=self.val_fraction)
 
+    def pretrain_data_options(self) -> dict:
+        return dict(num_classes=self.pretrain_classes,
+                    videos_per_class=self.pretrain_videos_per_class,
+                    num_frames=self.video_frames, size=self.size, seed=self.data_seed + 1000,
+                    val_fraction=self.pretrain_val_fraction)
+
 
 PRESETS: dict[str, Preset] = {
-    # Tests and smoke checks: a handful of videos, one optimizer step.
+    # Tests and smoke checks: a handful of videos, one optimizer step per stage.
     "toy": Preset("toy", videos_per_class=4, val_fraction=0.25, video_frames=8, num_frames=4,
                   seeds=(0,), cnn_epochs=1, vit_epochs=1, max_steps_per_epoch=1, batch_size=4,
                   vit=dict(img_size=32, patch_size=16, embed_dim=16, depth=1, num_heads=2,
-                           drop_path_rate=0.0)),
-    # 2 CPU cores, under an hour: ResNet-18 TSN/TSM and a 4-block TimeSformer on 32x32 clips.
+                           drop_path_rate=0.0),
+                  pretrain_videos_per_class=2, pretrain_batch_size=4, cnn_pretrain_epochs=1,
+                  vit_pretrain_epochs=1, pretrain_max_steps_per_epoch=1,
+                  pretrain_val_fraction=0.5),
+    # 2 CPU cores, about an hour: ResNet-18 TSN/TSM and a 4-block TimeSformer on 32x32 clips.
     "small": Preset("small"),
-    # A GPU: more classes, more videos, 64x64 clips, ResNet-50, a wider TimeSformer, 5 seeds.
-    "full": Preset("full", num_classes=8, videos_per_class=100, size=64, seeds=(0, 1, 2, 3, 4),
-                   backbone="resnet50", batch_size=16, cnn_epochs=30, cnn_lr=0.002,
-                   vit_epochs=60, vit_lr=0.0005, device="auto",
+    # A GPU: more classes and videos, 64x64 clips, ResNet-50, a wider TimeSformer, 5 seeds.
+    "full": Preset("full", num_classes=8, videos_per_class=300, size=64, seeds=(0, 1, 2, 3, 4),
+                   backbone="resnet50", batch_size=16, cnn_epochs=10, vit_epochs=30,
+                   device="auto",
                    vit=dict(img_size=64, patch_size=8, embed_dim=192, depth=6, num_heads=3,
-                            drop_path_rate=0.1)),
+                            drop_path_rate=0.1),
+                   pretrain_videos_per_class=1000, pretrain_batch_size=128,
+                   cnn_pretrain_epochs=30, vit_pretrain_epochs=150),
 }
 
 
@@ -182,24 +226,78 @@ def _fraction_name(frac: float) -> str:
 
 
 # --------------------------------------------------------------------------- one run
-def run_config(spec: RunSpec, preset: Preset, data_root: Path, out_dir: Path):
-    """The training config of one run (a plain ``vidcls train`` YAML once saved)."""
+def _train_config(*, model: dict, data_root: Path, num_frames: int, batch_size: int,
+                  size: int, epochs: int, lr: float, weight_decay: float, flip: bool,
+                  max_steps: int | None, out_dir: Path, seed: int, device: str):
     from vidcls.engine.config import from_dict
 
-    r = preset.recipe(spec.family)
     return from_dict({
-        "model": {"name": spec.model, "dropout": 0.0, **dict(spec.options)},
-        "data": {"format": "list", "root": str(data_root), "num_frames": preset.num_frames,
-                 "batch_size": preset.batch_size, "workers": 0, "input_size": preset.size,
-                 "resize": preset.size, "crop": "multiscale", "flip": False},
-        "train": {"epochs": r["epochs"], "optimizer": "adamw", "lr": r["lr"],
-                  "weight_decay": preset.weight_decay, "scheduler": "cosine",
-                  "warmup_epochs": min(1.0, r["epochs"] / 4), "clip_grad_norm": 20.0,
+        "model": model,
+        "data": {"format": "list", "root": str(data_root), "num_frames": num_frames,
+                 "batch_size": batch_size, "workers": 0, "input_size": size, "resize": size,
+                 "crop": "multiscale", "flip": flip},
+        "train": {"epochs": epochs, "optimizer": "adamw", "lr": lr,
+                  "weight_decay": weight_decay, "scheduler": "cosine",
+                  "warmup_epochs": min(1.0, epochs / 4), "clip_grad_norm": 20.0,
                   # validate once, at the end: the benchmark scores the last epoch only
-                  "eval_every": r["epochs"], "log_every": 50, "tensorboard": False,
-                  "max_steps_per_epoch": preset.max_steps_per_epoch},
-        "output_dir": str(out_dir), "seed": spec.seed, "device": preset.device,
+                  "eval_every": epochs, "log_every": 50, "tensorboard": False,
+                  "max_steps_per_epoch": max_steps},
+        "output_dir": str(out_dir), "seed": seed, "device": device,
     })
+
+
+def run_config(spec: RunSpec, preset: Preset, data_root: Path, out_dir: Path,
+               pretrained: Path | None = None):
+    """The training config of one run (a plain ``vidcls train`` YAML once saved)."""
+    r = preset.recipe(spec.family)
+    model = {"name": spec.model, "dropout": 0.0, **dict(spec.options)}
+    if pretrained is not None:
+        model["pretrained"] = str(pretrained)
+    # no flip: it would turn "moving right" into "moving left"
+    return _train_config(model=model, data_root=data_root, num_frames=preset.num_frames,
+                         batch_size=preset.batch_size, size=preset.size, epochs=r["epochs"],
+                         lr=r["lr"], weight_decay=preset.weight_decay, flip=False,
+                         max_steps=preset.max_steps_per_epoch, out_dir=out_dir,
+                         seed=spec.seed, device=preset.device)
+
+
+def pretrain_config(family: str, preset: Preset, data_root: Path, out_dir: Path):
+    """Image pretraining of one family: a TSN (no shift: a 2-D CNN per frame) or a ``space``
+    TimeSformer (a ViT per frame), the classes being the shapes of single frames."""
+    r = preset.pretrain_recipe(family)
+    arch = dict(r["arch"])
+    name = arch.pop("model")
+    model = {"name": name, "dropout": 0.0, **arch}
+    if family == "vit":
+        model["attention"] = "space"
+    return _train_config(model=model, data_root=data_root, num_frames=r.get("num_frames", 1),
+                         batch_size=r["batch_size"], size=preset.size, epochs=r["epochs"],
+                         lr=r["lr"], weight_decay=preset.weight_decay, flip=True,
+                         max_steps=r["max_steps_per_epoch"], out_dir=out_dir, seed=0,
+                         device=preset.device)
+
+
+def pretrain_key(family: str, preset: Preset) -> str:
+    blob = json.dumps(preset.pretrain_recipe(family), sort_keys=True, default=str)
+    return f"pretrain-{family}-" + hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def export_pretrained(family: str, checkpoint: Path, path: Path) -> Path:
+    """The pretrained image model as the file ``create_model(..., pretrained=path)`` reads:
+    torchvision names for a CNN backbone, timm ViT names for TimeSformer (our ``space`` model's
+    keys already are). The classifier is dropped: every video model has its own head."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(checkpoint / "model.safetensors"))
+    if family == "cnn":
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    else:
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+    tmp.replace(path)
+    return path
 
 
 def pair_accuracy(labels: list[int], preds: list[int]) -> float:
@@ -346,6 +444,20 @@ def prepare_data(preset: Preset, kinds: set[str], root: Path, workers: int) -> d
     return infos
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM (main thread only); returns the previous one."""
+    import signal
+    import threading
+
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
 def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = None, *,
                  only: list[str] | None = None, seeds: int | None = None,
                  jobs: int | None = None, keep_checkpoints: bool = False,
@@ -395,82 +507,126 @@ def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = No
     if not pending:
         return jsonl
 
-    kinds = {first[k].kind for k in pending}
+    # image pretraining, once per model family (resumed like the rest)
+    families = sorted({first[k].family for k in pending})
+    weights = {f: out / "pretrain" / f"{pretrain_key(f, p)}.safetensors" for f in families}
+    pre_jobs = [f for f in families if not weights[f].is_file()]
+
     t0 = time.perf_counter()
-    infos = prepare_data(p, kinds, out / "data", workers=max(1, cores))
+    infos = prepare_data(p, {first[k].kind for k in pending}, out / "data",
+                         workers=max(1, cores))
+    if pre_jobs:
+        from vidcls.data.synthetic import generate
+
+        infos["pretrain"] = generate(out / "data" / "pretrain", "appearance",
+                                     workers=max(1, cores), **p.pretrain_data_options())
     sizes = ", ".join(f"{k} ({i['num_train']} train / {i['num_val']} val videos)"
                       for k, i in infos.items())
     say(f"  data: {sizes} in {time.perf_counter() - t0:.0f}s", flush=True)
 
+    from vidcls.engine.config import save_config
+
+    def launch(item: tuple[str, str]) -> subprocess.Popen:
+        what, key = item
+        if what == "pretrain":
+            run_dir = out / "pretrain" / pretrain_key(key, p)
+            cfg = pretrain_config(key, p, Path(infos["pretrain"]["root"]), run_dir)
+            keep = "model"
+        else:
+            spec = first[key]
+            run_dir = out / "runs" / key
+            cfg = run_config(spec, p, Path(infos[spec.kind]["root"]), run_dir,
+                             pretrained=weights[spec.family])
+            keep = ("all" if keep_checkpoints else
+                    "model" if spec.seed == p.seeds[0] else "none")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "run.yaml")
+        (run_dir / "result.json").unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "vidcls.bench.accuracy", str(run_dir / "run.yaml"),
+               str(run_dir / "result.json"), "--keep", keep]
+        with open(run_dir / "train.log", "a") as log:
+            return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def ready(item: tuple[str, str]) -> bool:
+        return item[0] == "pretrain" or weights[first[item[1]].family].is_file()
+
     threads = max(1, cores // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    running: dict[str, tuple[subprocess.Popen, Any, float]] = {}
-    finished, failed = 0, []
+    running: dict[tuple[str, str], subprocess.Popen] = {}
+    total = len(pending) + len(pre_jobs)
+    finished, failed, ok = 0, [], 0
     start = time.perf_counter()
-    queue = list(pending)
+    queue = [("pretrain", f) for f in pre_jobs] + [("run", k) for k in pending]
+    # SIGTERM (kill, a job scheduler) must also stop the workers: make it an exception
+    previous = _on_sigterm(_interrupt)
     try:
         while queue or running:
-            while queue and len(running) < jobs:
-                key = queue.pop(0)
-                spec = first[key]
-                run_dir = out / "runs" / key
-                run_dir.mkdir(parents=True, exist_ok=True)
-                cfg = run_config(spec, p, Path(infos[spec.kind]["root"]), run_dir)
-                from vidcls.engine.config import save_config
-
-                save_config(cfg, run_dir / "run.yaml")
-                (run_dir / "result.json").unlink(missing_ok=True)
-                cmd = [sys.executable, "-m", "vidcls.bench.accuracy", str(run_dir / "run.yaml"),
-                       str(run_dir / "result.json")]
-                keep = ("all" if keep_checkpoints else
-                        "model" if spec.seed == p.seeds[0] else "none")
-                cmd += ["--keep", keep]
-                log = open(run_dir / "train.log", "a")
-                running[key] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                                 env=env), log, time.perf_counter())
+            while len(running) < jobs and any(ready(it) for it in queue):
+                item = next(it for it in queue if ready(it))
+                queue.remove(item)
+                running[item] = launch(item)
+            if not running and queue:  # a pretraining failed: its runs cannot start
+                failed += [k for _, k in queue]
+                break
             time.sleep(0.2)
-            for key in list(running):
-                proc, log, t_start = running[key]
-                if proc.poll() is None:
-                    continue
-                log.close()
-                del running[key]
+            for item in [it for it, proc in running.items() if proc.poll() is not None]:
+                proc = running.pop(item)
                 finished += 1
-                run_dir = out / "runs" / key
-                spec = first[key]
-                what = f"{spec.experiment} {spec.label} on {spec.kind}, seed {spec.seed}"
+                what, key = item
+                if what == "pretrain":
+                    run_dir = out / "pretrain" / pretrain_key(key, p)
+                    title = f"image pretraining ({key})"
+                else:
+                    run_dir = out / "runs" / key
+                    spec = first[key]
+                    title = f"{spec.experiment} {spec.label} on {spec.kind}, seed {spec.seed}"
                 if proc.returncode != 0 or not (run_dir / "result.json").is_file():
                     tail = (run_dir / "train.log").read_text(errors="replace").splitlines()[-8:]
                     failed.append(key)
-                    say(f"  [{finished}/{len(pending)}] FAILED {what} (exit {proc.returncode}); "
+                    if what == "pretrain":  # its family's runs cannot start
+                        dropped = [it for it in queue if it[0] == "run" and
+                                   first[it[1]].family == key]
+                        queue = [it for it in queue if it not in dropped]
+                        failed += [k for _, k in dropped]
+                    say(f"  [{finished}/{total}] FAILED {title} (exit {proc.returncode}); "
                         f"{run_dir / 'train.log'}:\n    " + "\n    ".join(tail), flush=True)
                     continue
                 result = json.loads((run_dir / "result.json").read_text())
-                for s in todo:
-                    if keys[s] == key:
-                        _append(jsonl, _record(s, key, p, result, run_dir=str(run_dir)))
+                ok += 1
+                if what == "pretrain":
+                    export_pretrained(key, run_dir / "checkpoints" / "last", weights[key])
+                    _append(jsonl, {"experiment": "pretrain", "label": key,
+                                    "kind": "appearance", "seed": 0,
+                                    "key": pretrain_key(key, p), "preset": p.name,
+                                    "recipe": p.pretrain_recipe(key), **result,
+                                    "run_dir": str(run_dir),
+                                    "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+                else:
+                    for s in todo:
+                        if keys[s] == key:
+                            _append(jsonl, _record(s, key, p, result, run_dir=str(run_dir)))
                 elapsed = time.perf_counter() - start
-                left = len(pending) - finished
-                eta = elapsed / finished * left
-                say(f"  [{finished}/{len(pending)}] {what}: top-1 {result['top1']:.1f}% "
-                    f"(pair {result['pair_acc']:.0f}%) in {result['seconds'] / 60:.1f} min; "
-                    f"{elapsed / 60:.0f} min so far, ~{eta / 60:.0f} min left", flush=True)
+                eta = elapsed / finished * (total - finished)
+                pair = f" (pair {result['pair_acc']:.0f}%)" if what == "run" else ""
+                say(f"  [{finished}/{total}] {title}: top-1 {result['top1']:.1f}%{pair} in "
+                    f"{result['seconds'] / 60:.1f} min; {elapsed / 60:.0f} min so far, "
+                    f"~{eta / 60:.0f} min left", flush=True)
     finally:
-        for proc, log, _ in running.values():  # interrupted: stop our own workers
+        _on_sigterm(previous)
+        for proc in running.values():  # interrupted: stop our own workers (they checkpoint)
             proc.terminate()
-        for proc, log, _ in running.values():
+        for proc in running.values():
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-            log.close()
-    say(f"vidcls bench accuracy: {finished - len(failed)} runs in "
+    say(f"vidcls bench accuracy: {ok} runs in "
         f"{(time.perf_counter() - start) / 60:.1f} min"
         + (f", {len(failed)} failed (rerun the same command to retry them)" if failed else ""),
         flush=True)
     if failed:
         raise RuntimeError(f"{len(failed)} benchmark run(s) failed: {', '.join(failed)} (logs "
-                           f"in {out / 'runs'}/KEY/train.log)")
+                           f"in {out}/runs/KEY/train.log)")
     return jsonl
 
 

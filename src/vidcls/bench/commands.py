@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 
+DEFAULT_ACCURACY = "runs/bench/accuracy-small/results.jsonl"
+DEFAULT_COST = "runs/bench/cost.json"
+
+
 def _err(command: str, err: BaseException) -> int:
     print(f"vidcls {command}: error: {err}", file=sys.stderr)
     return 2
@@ -68,8 +72,14 @@ def cmd_bench_report(args: argparse.Namespace) -> int:
                 print(f"vidcls bench report: wrote {f}")
             if not (args.accuracy or args.cost):
                 return 0
-        acc = Path(args.accuracy) if args.accuracy else None
-        cost = Path(args.cost) if args.cost else None
+        acc = Path(args.accuracy or DEFAULT_ACCURACY)
+        cost = Path(args.cost or DEFAULT_COST)
+        if args.accuracy is None and args.cost is None:  # defaults: use what exists
+            if not acc.is_file() and not cost.is_file():
+                raise FileNotFoundError(f"neither {acc} nor {cost} exists (run `vidcls bench "
+                                        f"accuracy` and `vidcls bench cost` first)")
+            acc = acc if acc.is_file() else None
+            cost = cost if cost.is_file() else None
         for what, path in (("accuracy results", acc), ("cost results", cost)):
             if path is not None and not path.is_file():
                 raise FileNotFoundError(f"{what} {str(path)!r} not found (run `vidcls bench "
@@ -156,8 +166,9 @@ def register(sub) -> None:
                         description="Regenerate DOCS/results.md and DOCS/img/*.png from the "
                                     "accuracy JSONL and cost JSON (and the demo plots with "
                                     "--demo RUN_DIR).")
-    p.add_argument("--accuracy", default="runs/bench/accuracy-small/results.jsonl")
-    p.add_argument("--cost", default="runs/bench/cost.json")
+    p.add_argument("--accuracy", default=None,
+                   help=f"accuracy results (default {DEFAULT_ACCURACY})")
+    p.add_argument("--cost", default=None, help=f"cost results (default {DEFAULT_COST})")
     p.add_argument("--docs", default="docs")
     p.add_argument("--demo", default=None, metavar="RUN_DIR",
                    help="also draw accuracy.png and explain_*.png into a `vidcls demo` run")

@@ -16,8 +16,9 @@ each TimeSformer with all five attention schemes), in fp32 and bf16:
 
 Also: the comparisons per patch token of each attention scheme (the paper's ``NF+1``,
 ``N+F+2``, ... and the count implied by our partitions), the TSM paper's shift-latency overhead
-(TSN vs TSM with 1/4 of the channels moved vs all of them, in-place and residual), and TimeSformer
-block latency vs frames (8 -> 96) per scheme, written to ``cost.json``.
+(TSN vs TSM with 1/4 of the channels moved vs all of them, in-place and residual, timed in turn
+in one process), and TimeSformer block latency vs frames (8 -> 96) per scheme, all written to
+``cost.json``.
 """
 from __future__ import annotations
 
@@ -72,15 +73,6 @@ def model_rows(quick: bool = False) -> list[dict]:
         cnns = ["tsn_resnet50", "tsm_resnet50"]
     for name in cnns:
         rows.append(dict(model=name, options={}, label=name, frames=8, size=224))
-    # the TSM paper's latency overhead of shifting: all channels, in-place and residual
-    for place in ("inplace", "residual"):
-        rows.append(dict(model="tsm_resnet50", options={"shift_div": 2, "shift_place": place},
-                         label=f"tsm_resnet50 (all channels, {place})", frames=8, size=224,
-                         group="shift"))
-    if not quick:
-        rows.append(dict(model="tsm_resnet50", options={"shift_place": "inplace"},
-                         label="tsm_resnet50 (1/4 of the channels, inplace)", frames=8,
-                         size=224, group="shift"))
     bases = ["timesformer_base"] if quick else list(TIMESFORMERS)
     for name in bases:
         frames, size = {"timesformer_base": (8, 224), "timesformer_hr": (16, 448),
@@ -193,6 +185,47 @@ def measure(spec: dict) -> dict:
     return out
 
 
+SHIFT_VARIANTS = (
+    ("TSN (no shift)", "tsn_resnet50", {}),
+    ("TSM, 1/4 of the channels, residual", "tsm_resnet50", {}),
+    ("TSM, 1/4 of the channels, in-place", "tsm_resnet50", {"shift_place": "inplace"}),
+    ("TSM, all channels, residual", "tsm_resnet50", {"shift_div": 2}),
+    ("TSM, all channels, in-place", "tsm_resnet50", {"shift_div": 2, "shift_place": "inplace"}),
+)
+
+
+def measure_shift_overhead(spec: dict) -> dict:
+    """TSN vs TSM ResNet-50 latency, the models timed in turn for several rounds (so a busy
+    machine slows them alike): the shift's data movement is TSM's only extra cost."""
+    import torch
+
+    from vidcls.models import create_model
+
+    torch.set_num_threads(int(spec.get("threads") or os.cpu_count() or 1))
+    torch.manual_seed(0)
+    models = [(label, create_model(name, num_classes=400, num_frames=8, **opts).eval())
+              for label, name, opts in SHIFT_VARIANTS]
+    x = torch.randn(1, 8, 3, spec.get("size", 224), spec.get("size", 224))
+    times: dict[str, list[float]] = {label: [] for label, _ in models}
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for _, m in models:  # warm-up
+            m(x)
+        for _ in range(spec.get("rounds", 7)):
+            for label, m in models:
+                t = time.perf_counter()
+                m(x)
+                times[label].append(time.perf_counter() - t)
+            if time.perf_counter() - start > spec.get("max_seconds", 60) and \
+                    len(times[models[0][0]]) >= 3:
+                break
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    base = med[SHIFT_VARIANTS[0][0]]
+    return {"times": times, "median_s": med,
+            "overhead_pct": {k: 100 * (v / base - 1) for k, v in med.items()},
+            "threads": torch.get_num_threads(), "rounds": len(times[SHIFT_VARIANTS[0][0]])}
+
+
 def _run_worker(spec: dict, timeout: float) -> dict:
     """Run :func:`measure` in a fresh process (clean peak-memory reading)."""
     cmd = [sys.executable, "-m", "vidcls.bench.cost", "--worker", json.dumps(spec)]
@@ -220,7 +253,7 @@ def _estimate(rate_gflops_s: float | None, gflops: float) -> float | None:
 
 def run_cost(out_dir: str | Path = "runs/bench", *, quick: bool = False,
              max_seconds: float = 30.0, dtypes: tuple[str, ...] = ("fp32", "bf16"),
-             threads: int | None = None, sweep: bool = True, full_gflops: float = 120.0,
+             threads: int | None = None, sweep: bool = True, full_gflops: float = 250.0,
              verbose: bool = True) -> Path:
     """Measure the cost table (and the latency-vs-frames sweep); writes ``cost.json``.
 
@@ -249,7 +282,7 @@ def run_cost(out_dir: str | Path = "runs/bench", *, quick: bool = False,
         depth = None
         entry = {**row, "params": info["params"], "gflops": gflops,
                  "paper": PAPER.get((row["model"], row["options"].get("attention", "")
-                                     if is_vit else ""), {}) if not row.get("group") else {},
+                                     if is_vit else ""), {}),
                  "latency": {}}
         if is_vit:
             grid = (row["size"] // 16, row["size"] // 16)
@@ -292,6 +325,14 @@ def run_cost(out_dir: str | Path = "runs/bench", *, quick: bool = False,
                 flush=True)
         rows.append(entry)
 
+    say("  TSN vs TSM ResNet-50 (8x224, fp32), timed in turn:", flush=True)
+    shift = _run_worker(dict(mode="shift", threads=threads, rounds=3 if quick else 9,
+                             max_seconds=4 * max_seconds), timeout=max(300.0, 20 * max_seconds))
+    for label, pct in shift.get("overhead_pct", {}).items():
+        say(f"    {label:<38} {shift['median_s'][label]:6.2f} s  {pct:+5.1f} %", flush=True)
+    if "error" in shift:
+        say(f"    failed: {shift['error']}", flush=True)
+
     sweep_rows = []
     if sweep:
         frames_list = (8, 16, 32) if quick else SWEEP_FRAMES
@@ -331,7 +372,7 @@ def run_cost(out_dir: str | Path = "runs/bench", *, quick: bool = False,
                     "torch": _torch_version()},
         "settings": {"quick": quick, "max_seconds": max_seconds, "dtypes": list(dtypes),
                      "full_gflops": full_gflops},
-        "rows": rows, "sweep": sweep_rows,
+        "rows": rows, "sweep": sweep_rows, "shift": shift,
         "shift_overhead_paper": PAPER_SHIFT_OVERHEAD,
         "seconds": time.perf_counter() - start,
     }
@@ -353,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m vidcls.bench.cost --worker SPEC_JSON (use `vidcls bench cost`)",
               file=sys.stderr)
         return 2
-    print(json.dumps(measure(json.loads(argv[1]))))
+    spec = json.loads(argv[1])
+    print(json.dumps(measure_shift_overhead(spec) if spec.get("mode") == "shift"
+                     else measure(spec)))
     return 0
 
 

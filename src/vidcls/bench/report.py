@@ -210,7 +210,7 @@ def attention_md(s: dict, cost: dict | None = None) -> str:
         if row["model"] == "timesformer_base" and "attention" in row:
             vitb[row["attention"]] = row
     lines = ["| attention | appearance top-1 (%) | temporal top-1 (%) | temporal within pair (%) "
-             "| params (tiny) | GFLOPs (tiny) | latency (tiny, ms) | comparisons / token "
+             "| params (tiny) | MFLOPs (tiny) | latency (tiny, ms) | comparisons / token "
              "(8x224) | ViT-B 8x224: params / GFLOPs / latency fp32 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for att in ATTENTIONS:
@@ -228,7 +228,7 @@ def attention_md(s: dict, cost: dict | None = None) -> str:
             big, comp = "–", "–"
         lines.append(f"| {att} | {fmt(a['top1']) if a else '–'} | {fmt(t['top1']) if t else '–'} | "
                      f"{fmt(t['within_pair_acc']) if t else '–'} | "
-                     f"{ref['params'][0] / 1e3:.0f} k | {ref['gflops'][0]:.3f} | "
+                     f"{ref['params'][0] / 1e3:.0f} k | {1000 * ref['gflops'][0]:.1f} | "
                      f"{ref['latency_ms'][0]:.1f} | {comp} | {big} |")
     return "\n".join(lines)
 
@@ -258,8 +258,6 @@ def cost_md(cost: dict) -> str:
         head += [f"latency {d}", f"peak memory {d}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in cost["rows"]:
-        if row.get("group") == "shift":
-            continue
         paper = row.get("paper") or {}
         cells = [row["label"], f"{row['frames']}x{row['size']}", f"{row['params'] / 1e6:.1f}",
                  f"{paper['params_m']:.1f}" if "params_m" in paper else "",
@@ -272,26 +270,19 @@ def cost_md(cost: dict) -> str:
 
 
 def shift_overhead_md(cost: dict) -> str:
-    """TSN vs TSM latency: the shift's data movement is the only extra cost."""
-    rows = {r["label"]: r for r in cost["rows"]}
-    base = rows.get("tsn_resnet50")
-    if not base:
-        return ""
-    lines = ["| model | latency fp32 | overhead vs TSN (%) | paper overhead (%) |",
+    """TSN vs TSM latency: the shift's data movement is TSM's only extra cost."""
+    shift = cost.get("shift") or {}
+    if "median_s" not in shift:
+        return "(not measured)"
+    paper = {"TSM, 1/4 of the channels, residual": "~3 (1/8 each way)",
+             "TSM, all channels, in-place": "13.7 (naive shift, CPU)"}
+    lines = [f"ResNet-50, 8x224, fp32, batch 1, {shift['threads']} thread(s), median of "
+             f"{shift['rounds']} rounds with the five models timed in turn.", "",
+             "| model | latency | overhead vs TSN (%) | paper overhead (%) |",
              "|---|---|---|---|"]
-    t0 = base["latency"].get("fp32", {}).get("latency_s")
-    for label, paper in (("tsn_resnet50", ""),
-                         ("tsm_resnet50", "~3 (1/8 each way)"),
-                         ("tsm_resnet50 (1/4 of the channels, inplace)", ""),
-                         ("tsm_resnet50 (all channels, residual)", ""),
-                         ("tsm_resnet50 (all channels, inplace)", "13.7 (CPU)")):
-        r = rows.get(label)
-        if not r:
-            continue
-        t = r["latency"].get("fp32", {}).get("latency_s")
-        over = f"{100 * (t / t0 - 1):+.1f}" if t and t0 else "–"
-        name = "tsm_resnet50 (1/4 of the channels, residual)" if label == "tsm_resnet50" else label
-        lines.append(f"| {name} | {_latency_cell(r['latency'].get('fp32'))} | {over} | {paper} |")
+    for label, t in shift["median_s"].items():
+        lines.append(f"| {label} | {t:.2f} s | {shift['overhead_pct'][label]:+.1f} | "
+                     f"{paper.get(label, '')} |")
     return "\n".join(lines)
 
 
@@ -482,13 +473,16 @@ def explain_examples(records: list[dict], img_dir: Path, data_root: Path | None 
     of TSN, TSM and TimeSformer (divided); returns ``{name: png path}``."""
     from vidcls.explain import explain_video
 
-    wanted = {"explain_tsm": ("table1", "temporal", "TSM"),
-              "explain_tsn": ("table1", "temporal", "TSN"),
-              "explain_timesformer": ("attention", "temporal", "divided")}
+    default_shift = {"shift_div": 8, "shift_place": "residual", "shift_mode": "bidirectional"}
+    wanted = {"explain_tsm": lambda r: r["model"].startswith("tsm_") and
+              all(r["options"].get(k) == v for k, v in default_shift.items()),
+              "explain_tsn": lambda r: r["model"].startswith("tsn_"),
+              "explain_timesformer": lambda r: r["model"].startswith("timesformer") and
+              r["options"].get("attention") == "divided"}
     out = {}
-    for name, (exp, kind, label) in wanted.items():
-        rs = sorted((r for r in records if (r["experiment"], r["kind"], r["label"]) ==
-                     (exp, kind, label) and r.get("run_dir")), key=lambda r: r["seed"])
+    for name, match in wanted.items():
+        rs = sorted((r for r in records if r["kind"] == "temporal" and r.get("run_dir")
+                     and match(r)), key=lambda r: r["seed"])
         for r in rs:
             ckpt = Path(r["run_dir"]) / "checkpoints" / "last"
             if not (ckpt / "model.safetensors").is_file():
@@ -516,37 +510,55 @@ def _verdict_lines(vs: list[dict]) -> str:
     return "\n".join(f"- {v['badge']}: {v['text']}" for v in vs)
 
 
-def _setup_md(records: list[dict]) -> str:
+def _setup_md(records: list[dict], pretrain: list[dict]) -> str:
     if not records:
-        return ""
+        return "(no accuracy results yet)"
     r0 = records[0]
     recipe = r0.get("recipe", {})
     data = recipe.get("data", {})
-    runs = {r["key"]: r for r in records if "reused_from" not in r}
+    runs = {r["key"]: r for r in records + pretrain if "reused_from" not in r}
     cpu = sum(r.get("cpu_seconds") or 0 for r in runs.values())
     wall = sum(r.get("seconds") or 0 for r in runs.values())
-    by_model = defaultdict(list)
+    fams = {}
     for r in records:
-        by_model["TimeSformer" if r["model"].startswith("timesformer") else "TSN/TSM"].append(r)
-    recipes = "; ".join(
-        f"{fam}: {rs[0]['recipe']['epochs']} epochs, lr {rs[0]['recipe']['lr']}"
-        for fam, rs in by_model.items())
+        fams.setdefault("TimeSformer" if r["model"].startswith("timesformer") else "TSN/TSM", r)
+    recipes = "; ".join(f"{fam}: {r['recipe']['epochs']} epoch(s) at learning rate "
+                        f"{r['recipe']['lr']}" for fam, r in fams.items())
     seeds = sorted({r["seed"] for r in records})
-    return (f"Preset `{r0.get('preset')}`: synthetic data with {data.get('num_classes')} classes, "
-            f"{data.get('videos_per_class')} videos per class ({int(100 * data.get('val_fraction', 0.2))} % "
-            f"held out), {data.get('num_frames')}-frame videos of {data.get('size')}x"
-            f"{data.get('size')} pixels; clips of {recipe.get('num_frames')} frames (TSN segment "
-            f"sampling), batch {recipe.get('batch_size')}, AdamW (weight decay "
-            f"{recipe.get('weight_decay')}), cosine schedule, multi-scale crop, no flip; "
+    text = (f"Preset `{r0.get('preset')}`. Data: the built-in synthetic datasets, "
+            f"{data.get('num_classes')} classes, {data.get('videos_per_class')} videos per class "
+            f"({int(100 * data.get('val_fraction', 0.2))} % held out for scoring), "
+            f"{data.get('num_frames')}-frame videos of {data.get('size')}x{data.get('size')} "
+            f"pixels. Clips of {recipe.get('num_frames')} frames (TSN segment sampling), batch "
+            f"{recipe.get('batch_size')}, AdamW (weight decay {recipe.get('weight_decay')}), "
+            f"cosine schedule, multi-scale crop, no flip (it would swap left and right); "
             f"{recipes}. Seeds {', '.join(map(str, seeds))} (model initialisation and data "
-            f"order; the dataset is the same). Scored on the held-out videos, 1 clip x 1 centre "
-            f"crop, after the last epoch. {len(runs)} trainings, {wall / 60:.0f} min of run "
-            f"time in total (runs in parallel) and {cpu / 60:.0f} CPU-minutes, i.e. about "
-            f"{cpu / 120:.0f} min on 2 dedicated cores.")
+            f"order; the videos are the same). Scored after the last epoch on the held-out "
+            f"videos, 1 clip x 1 centre crop.")
+    if pretrain:
+        parts = []
+        for r in pretrain:
+            pr = r.get("recipe", {})
+            pd = pr.get("data", {})
+            name = "ResNet (TSN/TSM)" if r["label"] == "cnn" else "ViT (TimeSformer)"
+            parts.append(f"{name}: {pr.get('epochs')} epoch(s), {pr.get('num_frames', 1)} "
+                         f"frame(s) per clip, {r['top1']:.1f} % top-1 on its "
+                         f"{r.get('num_val', '?')} held-out videos (chance "
+                         f"{100 / pd.get('num_classes', 8):.1f} %)")
+        text += (" Like the papers (ImageNet initialisation), every video model starts from an "
+                 "image model of its family pretrained once on single frames of a separate "
+                 f"task: {pretrain[0]['recipe']['data']['num_classes']}-shape `appearance` "
+                 f"videos drawn with another seed. " + "; ".join(parts) + ".")
+    text += (f" Cost: {len(runs)} trainings, {wall / 60:.0f} min of run time in total (two at "
+             f"a time) and {cpu / 60:.0f} CPU-minutes, i.e. about {cpu / 120:.0f} min on 2 "
+             f"dedicated cores.")
+    return text
 
 
 def results_markdown(records: list[dict], cost: dict | None, images: dict[str, str],
                      img_rel: str = "img") -> str:
+    pretrain = [r for r in records if r["experiment"] == "pretrain"]
+    records = [r for r in records if r["experiment"] != "pretrain"]
     s = summarize(records) if records else {}
     nc = (records[0].get("recipe", {}).get("data", {}).get("num_classes", 4)
           if records else 4)
@@ -583,7 +595,7 @@ def results_markdown(records: list[dict], cost: dict | None, images: dict[str, s
                v4[1] if len(v4) > 1 else v4[0])]
     for claim, v in claims:
         parts.append(f"| {claim} | {v['badge']} |")
-    parts += ["", "### Setup", "", _setup_md(records), ""]
+    parts += ["", "### Setup", "", _setup_md(records, pretrain), ""]
 
     parts += ["## 1. TSN vs TSM (TSM paper, Table 1)", "",
               "Same ResNet backbone, data, recipe and budget; TSM adds the bi-directional "
@@ -604,10 +616,11 @@ def results_markdown(records: list[dict], cost: dict | None, images: dict[str, s
               online_md(s), "", img("accuracy_online", "online vs offline"),
               _verdict_lines(v3), ""]
     parts += ["## 4. TimeSformer attention schemes (TimeSformer paper, Table 1)", "",
-              "A tiny TimeSformer (see the setup) trained from scratch — the paper fine-tunes "
-              "an ImageNet ViT-B, far beyond a CPU budget — with each attention scheme, same "
-              "data and budget. Cost columns: the tiny model as trained (batch 1, CPU), and "
-              "ViT-B at 8x224 from `vidcls bench cost`.", "",
+              "A tiny TimeSformer (see the setup; the paper fine-tunes ViT-B, far beyond a "
+              "CPU budget) with each attention scheme, all started from the same pretrained "
+              "image ViT (the spatial attention copied into the other stages, as the "
+              "reference code does), same data and budget. Cost columns: the tiny model as "
+              "trained (batch 1, CPU), and ViT-B at 8x224 from `vidcls bench cost`.", "",
               attention_md(s, cost), "", img("accuracy_attention", "attention schemes"),
               _verdict_lines(v4), ""]
     if cost:
@@ -659,9 +672,10 @@ def write_results(accuracy: str | Path | None, cost: str | Path | None,
     records = read_jsonl(accuracy) if accuracy else []
     cost_data = json.loads(Path(cost).read_text()) if cost and Path(cost).is_file() else None
     images: dict[str, str] = {}
-    if records:
-        s = summarize(records)
-        nc = records[0].get("recipe", {}).get("data", {}).get("num_classes", 4)
+    runs = [r for r in records if r["experiment"] != "pretrain"]
+    if runs:
+        s = summarize(runs)
+        nc = runs[0].get("recipe", {}).get("data", {}).get("num_classes", 4)
         for name, fn in (("accuracy_table1", lambda p: plot_table1(s, p, nc)),
                          ("accuracy_shift", lambda p: plot_shift(s, p)),
                          ("accuracy_online", lambda p: plot_online(s, p)),
@@ -669,7 +683,7 @@ def write_results(accuracy: str | Path | None, cost: str | Path | None,
             if fn(img_dir / f"{name}.png"):
                 images[name] = str(img_dir / f"{name}.png")
         if explain:
-            images.update(explain_examples(records, img_dir))
+            images.update(explain_examples(runs, img_dir))
     if cost_data and plot_latency_frames(cost_data, img_dir / "cost_latency_frames.png"):
         images["cost_latency_frames"] = str(img_dir / "cost_latency_frames.png")
     page = docs / "results.md"
@@ -707,7 +721,7 @@ def demo_plots(run_dir: str | Path) -> list[str]:
     ax.set_ylim(0, 110)
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title("vidcls demo: TSN vs TSM on temporal videos")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(run / "accuracy.png", dpi=110)
     plt.close(fig)
