@@ -233,7 +233,7 @@ def grouped_attention(attn: Attention, norm: nn.Module, x: Tensor, grid: tuple[i
     """
     B, T, N, D = x.shape
     groups, mask = partition.split(x, grid)  # (B, G, L, D), (G, L) or None
-    G, L = groups.shape[1], groups.shape[2]
+    G = groups.shape[1]
     if cls is not None:
         # The cls token joins every group: (B, G, 1 + L, D). This cat is the stage's one copy.
         groups = torch.cat([cls.unsqueeze(1).expand(B, G, 1, D), groups], dim=2)
