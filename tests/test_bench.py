@@ -215,12 +215,12 @@ def test_paper_numbers_are_the_spec_numbers():
         {(96, 224)}
 
 
-@pytest.mark.parametrize("mode", ["full", "block"])
-def test_cost_worker_measures_a_tiny_model(mode):
+@pytest.mark.parametrize("mode,dtype", [("full", "fp32"), ("block", "bf16")])
+def test_cost_worker_measures_a_tiny_model(mode, dtype):
     spec = dict(model="timesformer_base", options=dict(attention="divided", img_size=32,
                                                        patch_size=8, embed_dim=32, depth=2,
                                                        num_heads=2),
-                frames=4, size=32, dtype="fp32", mode=mode, threads=1, max_seconds=1.0)
+                frames=4, size=32, dtype=dtype, mode=mode, threads=1, max_seconds=1.0)
     m = cost._run_worker(spec, timeout=120)
     assert "error" not in m, m
     assert m["median_s"] > 0 and len(m["times"]) >= 1

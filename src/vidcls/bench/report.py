@@ -616,11 +616,13 @@ def results_markdown(records: list[dict], cost: dict | None, images: dict[str, s
               online_md(s), "", img("accuracy_online", "online vs offline"),
               _verdict_lines(v3), ""]
     parts += ["## 4. TimeSformer attention schemes (TimeSformer paper, Table 1)", "",
-              "A tiny TimeSformer (see the setup; the paper fine-tunes ViT-B, far beyond a "
-              "CPU budget) with each attention scheme, all started from the same pretrained "
-              "image ViT (the spatial attention copied into the other stages, as the "
-              "reference code does), same data and budget. Cost columns: the tiny model as "
-              "trained (batch 1, CPU), and ViT-B at 8x224 from `vidcls bench cost`.", "",
+              "A tiny TimeSformer (see the setup; the paper fine-tunes an ImageNet ViT-B, far "
+              "beyond a CPU budget) with each attention scheme, "
+              + ("all started from the same pretrained image ViT (its spatial attention copied "
+                 "into the other stages, as the reference code does)" if pretrain else
+                 "trained from scratch")
+              + ", same data and budget. Cost columns: the tiny model as trained (batch 1, "
+              "CPU), and ViT-B at 8x224 from `vidcls bench cost`.", "",
               attention_md(s, cost), "", img("accuracy_attention", "attention schemes"),
               _verdict_lines(v4), ""]
     if cost:
