@@ -371,3 +371,44 @@ def test_bad_file_report_write_and_merge(tmp_path):
     assert json.loads((tmp_path / "bad.json").read_text())["bad_files"]["/y.mp4"] == \
         "file not found"
     assert BadFileReport().summary() == "no bad files"
+
+
+def test_frame_cache_gives_identical_items_and_decodes_once(clips, monkeypatch):
+    """With ``cache_mb`` each video is decoded once; items are the same as without the cache,
+    for training (random sampling and crops) and for test views."""
+    import vidcls.data.datasets as datasets_module
+
+    paths, _ = clips
+    records = [VideoRecord(str(p), i % 2) for i, p in enumerate(paths)]
+    t = build_train_transform("multiscale", size=32, resize=40)
+    opened = []
+    real_open = datasets_module.open_video
+
+    def counting_open(path, **kw):
+        opened.append(path)
+        return real_open(path, **kw)
+
+    monkeypatch.setattr(datasets_module, "open_video", counting_open)
+    plain = VideoClipDataset(records, ["a", "b"], num_frames=4, train=True, transform=t, seed=1)
+    cached = VideoClipDataset(records, ["a", "b"], num_frames=4, train=True, transform=t,
+                              seed=1, cache_mb=64)
+    for epoch in range(3):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in range(len(records)):
+            torch.manual_seed(epoch)
+            a = plain[i]["clip"]
+            torch.manual_seed(epoch)
+            assert torch.equal(a, cached[i]["clip"])
+    assert len(opened) == 3 * len(records) + len(records)  # plain: every time; cached: once
+    test_views = dict(num_frames=4, train=False, num_clips=2)
+    ref = VideoClipDataset(records, ["a", "b"], **test_views)
+    warm = VideoClipDataset(records, ["a", "b"], cache_mb=64, **test_views)
+    assert warm.fill_cache() == len(records)
+    opened.clear()
+    for i in range(len(records)):
+        assert torch.equal(ref[i]["clip"], warm[i]["clip"])
+    assert len(opened) == len(records)  # only the uncached dataset opened files
+    # a budget smaller than one video caches nothing and still serves items
+    tiny = VideoClipDataset(records, ["a", "b"], cache_mb=1e-6, **test_views)
+    assert tiny.fill_cache() == 0 and torch.equal(tiny[0]["clip"], ref[0]["clip"])

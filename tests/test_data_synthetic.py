@@ -1,6 +1,7 @@
 """Synthetic datasets: files and lists, determinism, and what makes a class (motion vs look)."""
 from __future__ import annotations
 
+import colorsys
 import json
 
 import numpy as np
@@ -108,6 +109,19 @@ def test_appearance_class_is_the_shape():
     b = S.render_video("appearance", 1, 1, num_classes=4, num_frames=4, size=32)
     assert a.shape == (4, 32, 32, 3) and not np.array_equal(a, b)  # random look within a class
     assert S.flip_label_map("appearance", 8) == {}
+    # each class's object colour lies in its own band of hues, disjoint from the others'
+    bands = [S.appearance_hue_band(c, 4) for c in range(4)]
+    assert all(lo < hi <= nxt for (lo, hi), (nxt, _) in zip(bands, bands[1:]))
+    for c in range(4):
+        frames = S.render_video("appearance", c, 3, num_classes=4, num_frames=2, size=64)
+        pixels = frames[0].reshape(-1, 3).astype(float) / 255
+        sat = pixels.max(1) - pixels.min(1)
+        obj = pixels[sat > 0.8]  # the saturated object; the background is dull
+        assert len(obj) > 20, c
+        hues = np.array([colorsys.rgb_to_hsv(*p)[0] for p in obj])
+        lo, hi = bands[c]
+        # the main colour is in the band (a striped object's second colour is elsewhere)
+        assert np.mean((hues >= lo - 0.02) & (hues <= hi + 0.02)) > 0.3, (c, np.median(hues))
     tmap = S.flip_label_map("temporal", 16)
     names = S.class_names("temporal", 16)
     assert {names[k]: names[v] for k, v in tmap.items()} == {

@@ -33,6 +33,8 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
         assert 0 <= m["top1"] <= 100 and m["num_videos"] == 4
         assert summary["prediction"][label]["predictions"]
     assert (out / "curves.png").is_file() and (out / "summary.md").is_file()
+    for name in ("accuracy.png", "explain_tsn.png", "explain_tsm.png"):  # the report's plots too
+        assert (out / name).stat().st_size > 1000 and name in summary["plots"], name
     # online TSM streamed frame by frame == the offline model on the same frames
     assert summary["stream"]["max_abs_diff_vs_offline"] < 1e-4
     assert summary["stream"]["frames"] == 4

@@ -17,9 +17,9 @@ from vidcls.cli import main
 from vidcls.data.synthetic import render_video, write_video
 from vidcls.engine.checkpoint import save_model_checkpoint
 from vidcls.explain import (_AttentionRecorder, attention_rollout, colorize, explain_clip,
-                            grad_cam, overlay_heatmaps)
+                            grad_cam, object_focus, overlay_heatmaps)
 from vidcls.models import create_model
-from vidcls.models.attention import GROUP, HALVES, SEQ, STRIDE2, VARIANT_STAGES
+from vidcls.models.attention import GROUP, HALVES, SEQ, STRIDE2
 
 ATTENTIONS = ("space", "joint", "divided", "local_global", "axial")
 
@@ -246,8 +246,8 @@ def test_grad_cam_defaults_to_predicted_class_and_works_under_no_grad():
         cam, logits = grad_cam(model, x)
         ref, _ = grad_cam(model, x, int(logits.argmax()))
     torch.testing.assert_close(cam, ref)
-    # 32 pixels: layer4 is 1x1, so the last stage with a >= 4x4 map (layer2) is used
-    assert grad_cam.last_layer == "layer2" and cam.shape == (1, 2, 4, 4)
+    # 32 pixels: layer4 is 1x1, so the last stage with a >= 7x7 map (layer1, 8x8) is used
+    assert grad_cam.last_layer == "layer1" and cam.shape == (1, 2, 8, 8)
     cam, _ = grad_cam(model, torch.randn(1, 2, 3, 224, 224))
     assert grad_cam.last_layer == "layer4" and cam.shape == (1, 2, 7, 7)
     with pytest.raises(ValueError, match="unknown layer 'layer5'"):
@@ -275,6 +275,20 @@ def test_colorize_and_overlay_ranges():
     np.testing.assert_array_equal(overlay_heatmaps(frames, heat, alpha=0.0), frames)
     with pytest.raises(ValueError, match="one map per frame"):
         overlay_heatmaps(frames, heat[:1])
+
+
+def test_object_focus():
+    clip = torch.zeros(4, 3, 16, 16, dtype=torch.uint8)
+    for t in range(4):  # a bright 4x4 square moving right over a black background
+        clip[t, :, 6:10, 2 + 3 * t:6 + 3 * t] = 255
+    on = torch.zeros(4, 16, 16)
+    for t in range(4):
+        on[t, 6:10, 2 + 3 * t:6 + 3 * t] = 1.0
+    obj_share = float((clip.float().sum(1) > 0).float().mean())
+    assert object_focus(clip, on) == pytest.approx(1 / obj_share, rel=0.05)  # all heat on it
+    assert object_focus(clip, torch.ones(4, 16, 16)) == pytest.approx(1.0, rel=1e-4)
+    assert object_focus(clip, 1 - on) < 0.2
+    assert object_focus(torch.zeros_like(clip), on) is None  # nothing moves
 
 
 def _checkpoint(tmp_path, model, name):

@@ -196,6 +196,18 @@ def _count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _report_plots(out: Path) -> list[str]:
+    """The plots ``vidcls bench report --demo`` draws (TSN vs TSM bars, Grad-CAM of the
+    predicted video), as names relative to ``out``; none without matplotlib."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return []
+    from vidcls.bench.report import demo_plots
+
+    return [str(Path(p).relative_to(out)) for p in demo_plots(out)]
+
+
 def plot_curves(histories: dict[str, list[dict]], path: Path) -> bool:
     """Training loss and validation top-1 per epoch for every model, one PNG."""
     try:
@@ -362,12 +374,16 @@ def _run(s: DemoSettings, out_dir, *, quick: bool, progress: bool) -> dict:
         "stream": stream, "plots": ["curves.png"] if curves else [],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    extra = _report_plots(out)  # accuracy.png, explain_tsn.png, explain_tsm.png
+    if extra:
+        summary["plots"] += extra
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (out / "summary.md").write_text(
         "# vidcls demo: TSN vs TSM on synthetic temporal videos\n\n" + "```\n" + table
         + "\n```\n\n" + f"Streaming check: {stream['prediction']} "
         f"(max |streamed - offline| = {stream['max_abs_diff_vs_offline']:.2e}).\n\n"
-        + "Plots: `curves.png`, `tsn/eval_val/confusion_matrix.png`, "
-          "`tsm/eval_val/confusion_matrix.png`.\n")
+        + "Plots: " + ", ".join(f"`{p}`" for p in summary["plots"] + [
+            "tsn/eval_val/confusion_matrix.png", "tsm/eval_val/confusion_matrix.png"]) + ".\n")
     print(f"\nvidcls demo: done in {total / 60:.1f} min. TSM - TSN = {gap:+.1f} points top-1. "
           f"Run directory: {out}/ (summary.md, curves.png, tsn/ and tsm/ with checkpoints, "
           f"metrics.jsonl and eval_val/confusion_matrix.png)", flush=True)

@@ -15,7 +15,7 @@ Two methods, one per model family, both giving a heat map per sampled frame:
 * **TSN / TSM — Grad-CAM** (Selvaraju et al., 2017) on the last convolutional stage, per frame:
   the feature maps weighted by the spatially averaged gradient of the class score, ReLU. On tiny
   clips (32 pixels) the last ResNet stage is a single cell, so the last stage with a map of at
-  least 4x4 cells is used instead (``layer2`` there; ``layer4`` at 224 pixels).
+  least 7x7 cells (``layer4``'s grid at 224 pixels) is used instead: ``layer1`` there.
 
 Outputs of :func:`explain_video`: ``explain.png`` (a grid: the sampled frames on top, the
 overlays below), ``explain.mp4`` (frame | overlay side by side) and ``explain.json`` (predicted
@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["Explanation", "attention_rollout", "grad_cam", "explain_clip", "explain_video",
-           "overlay_heatmaps", "colorize", "attention_probs", "token_groups", "conv_stages"]
+           "overlay_heatmaps", "colorize", "attention_probs", "token_groups", "conv_stages",
+           "object_focus"]
 
 
 # --------------------------------------------------------------------------- attention rollout
@@ -174,12 +175,12 @@ def conv_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def grad_cam(model: nn.Module, x: Tensor, target: Tensor | int | None = None, *,
-             layer: str | None = None, min_grid: int = 4) -> tuple[Tensor, Tensor]:
+             layer: str | None = None, min_grid: int = 7) -> tuple[Tensor, Tensor]:
     """Grad-CAM of a TSN/TSM model on clips ``x (B, T, 3, H, W)``.
 
     ``target``: class index (int or ``(B,)``); default the predicted class. ``layer``: stage
     name (``"layer4"``, ``"features.18"``); default the *last* stage whose map is at least
-    ``min_grid`` cells wide: ``layer4`` (7x7) at 224 pixels, but ``layer2`` (4x4) on 32-pixel
+    ``min_grid`` cells wide: ``layer4`` (7x7) at 224 pixels, but ``layer1`` (8x8) on 32-pixel
     clips, where ``layer4`` is a single cell and its map says nothing about *where*.
     Returns ``(cam (B, T, h, w) >= 0, logits (B, K))`` (frames repeated when the model pools
     time). Also returns the stage used as ``grad_cam.last_layer``.
@@ -215,6 +216,24 @@ def grad_cam(model: nn.Module, x: Tensor, target: Tensor | int | None = None, *,
     if cam.shape[1] != T:  # temporal pooling: one map per pair of frames
         cam = cam.repeat_interleave(T // cam.shape[1], dim=1)  # (B, T, h, w)
     return cam, logits.detach()
+
+
+def object_focus(clip: Tensor, maps: Tensor, threshold: float = 60.0) -> float | None:
+    """How much a heat map concentrates on the moving object of a static-background clip.
+
+    clip: uint8 ``(T, 3, H, W)``; maps: ``(T, h, w)`` >= 0. The object is where a pixel differs
+    from its median over time by more than ``threshold`` (sum over RGB) -- right for the
+    synthetic datasets, whose background never moves. Returns (share of the heat on object
+    pixels) / (share of the pixels that are object): 1 = no preference, higher = the object
+    lights up. None when there is no moving object or no heat.
+    """
+    f = clip.float()
+    obj = (f - f.median(dim=0).values).abs().sum(dim=1) > threshold  # (T, H, W)
+    heat = F.interpolate(maps.float()[:, None], size=clip.shape[-2:], mode="bilinear",
+                         align_corners=False)[:, 0].clamp(min=0)  # (T, H, W)
+    if not obj.any() or heat.sum() <= 0:
+        return None
+    return float((heat * obj).sum() / heat.sum()) / float(obj.float().mean())
 
 
 # --------------------------------------------------------------------------- rendering

@@ -176,8 +176,11 @@ class RunSpec:
 
     def key(self, preset: Preset) -> str:
         """Identity of the training run: equal keys = the same run (shared across tables)."""
+        from vidcls.data.synthetic import VERSION
+
         blob = json.dumps(dict(kind=self.kind, model=self.model, options=list(self.options),
-                               seed=self.seed, recipe=preset.recipe(self.family)),
+                               seed=self.seed, recipe=preset.recipe(self.family),
+                               synth_version=VERSION),
                           sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -243,7 +246,9 @@ def _train_config(*, model: dict, data_root: Path, num_frames: int, batch_size: 
         "model": model,
         "data": {"format": "list", "root": str(data_root), "num_frames": num_frames,
                  "batch_size": batch_size, "workers": 0, "input_size": size, "resize": size,
-                 "crop": "multiscale", "flip": flip},
+                 "crop": "multiscale", "flip": flip,
+                 # decode each tiny video once, not every epoch (same clips either way)
+                 "cache_mb": 2048},
         "train": {"epochs": epochs, "optimizer": "adamw", "lr": lr,
                   "weight_decay": weight_decay, "scheduler": "cosine",
                   "warmup_epochs": min(1.0, epochs / 4), "clip_grad_norm": 20.0,

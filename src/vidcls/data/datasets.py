@@ -453,6 +453,11 @@ class VideoClipDataset(Dataset):
     from a generator seeded by ``(seed, epoch, index, torch.initial_seed())``: reproducible for a
     given torch seed, different in every epoch and ``DataLoader`` worker; call ``set_epoch`` when
     loading in the main process.
+
+    ``cache_mb > 0`` keeps every decoded video whole in memory until that many MB are used (per
+    process): small datasets trained for many epochs are then decoded once, not every epoch.
+    Items are identical with and without the cache. ``DataLoader`` workers get a copy of the
+    cache as it is when they start, so with ``num_workers > 0`` call :meth:`fill_cache` first.
     """
 
     def __init__(self, records: Sequence[VideoRecord], classes: Sequence[str], *,
@@ -460,7 +465,8 @@ class VideoClipDataset(Dataset):
                  frame_interval: int = 1, train: bool = True,
                  transform: Callable | None = None, num_clips: int = 1, twice: bool = False,
                  filename_tmpl: str | None = None, start_index: int | None = None,
-                 seed: int = 0, max_retries: int = 10, reader_options: dict | None = None):
+                 seed: int = 0, max_retries: int = 10, reader_options: dict | None = None,
+                 cache_mb: float = 0.0):
         if not records:
             raise ValueError("VideoClipDataset needs at least one record")
         if sampling not in ("segment", "dense"):
@@ -483,6 +489,11 @@ class VideoClipDataset(Dataset):
         self.seed = seed
         self.max_retries = max_retries
         self.reader_options = dict(reader_options or {})
+        # Decoded whole videos kept in memory (path -> uint8 (N, H, W, 3)), up to cache_mb:
+        # a small dataset trained for many epochs is then decoded once instead of every epoch.
+        self.cache_mb = float(cache_mb)
+        self._frame_cache: dict[str, np.ndarray] = {}
+        self._cache_bytes = 0
         self.epoch = 0
         self.multi_label = any(isinstance(r.label, list) for r in self.records)
         bad_label = next((r for r in self.records if any(
@@ -502,6 +513,20 @@ class VideoClipDataset(Dataset):
         """Vary the augmentation per epoch when loading in the main process."""
         self.epoch = int(epoch)
 
+    def fill_cache(self) -> int:
+        """Decode videos into the ``cache_mb`` cache until it is full; returns how many are
+        cached. Bad files are left to ``__getitem__`` (skipped and reported there)."""
+        rng = np.random.default_rng(0)
+        for rec in self.records:
+            if self._cache_bytes >= self.cache_mb * 2**20:
+                break
+            if rec.path not in self._frame_cache:
+                try:
+                    self._read(rec, rng)
+                except VideoDecodeError:
+                    continue
+        return len(self._frame_cache)
+
     @property
     def labels(self) -> list:
         return [r.label for r in self.records]
@@ -511,17 +536,30 @@ class VideoClipDataset(Dataset):
         return np.random.default_rng(
             [self.seed, self.epoch, index, torch.initial_seed() % (1 << 63), purpose])
 
+    def _sample(self, total: int, rng: np.random.Generator) -> np.ndarray:
+        return sample_indices(total, mode=self.sampling, num_frames=self.num_frames,
+                              train=self.train, rng=rng, num_clips=self.num_clips,
+                              twice=self.twice, clip_len=self.clip_len,
+                              frame_interval=self.frame_interval)  # (views, T)
+
     def _read(self, rec: VideoRecord, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Decode the sampled frames: ``(views, T)`` indices and ``uint8 (views*T, H, W, 3)``."""
+        cached = self._frame_cache.get(rec.path)
+        if cached is not None:  # same indices as a decode would give: same rng, same length
+            idx = self._sample(len(cached), rng)
+            return idx, cached[idx.reshape(-1)]
         try:
             with open_video(rec.path, filename_tmpl=self.filename_tmpl,
                             start_index=self.start_index, num_frames=rec.num_frames,
                             **self.reader_options) as reader:
                 total = reader.num_frames
-                idx = sample_indices(total, mode=self.sampling, num_frames=self.num_frames,
-                                     train=self.train, rng=rng, num_clips=self.num_clips,
-                                     twice=self.twice, clip_len=self.clip_len,
-                                     frame_interval=self.frame_interval)  # (views, T)
+                idx = self._sample(total, rng)
+                if self._cache_bytes < self.cache_mb * 2**20:
+                    everything = reader.get_frames(np.arange(total))  # (N, H, W, 3)
+                    if self._cache_bytes + everything.nbytes <= self.cache_mb * 2**20:
+                        self._frame_cache[rec.path] = everything
+                        self._cache_bytes += everything.nbytes
+                    return idx, everything[idx.reshape(-1)]
                 return idx, reader.get_frames(idx.reshape(-1))  # (views*T, H, W, 3)
         except VideoDecodeError:
             raise

@@ -97,7 +97,7 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike, *, threads: int = 0,
                  seek_threshold: int = 8, allow_truncated: bool = False,
                  skip_nonref: bool = True):
-        import av  # imported here so `import vidcls.data` stays cheap
+        import av  # noqa: F401  (fail here, not mid-decode, when PyAV is missing)
 
         self.path = Path(path)
         self.seek_threshold = seek_threshold

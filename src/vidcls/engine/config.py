@@ -60,6 +60,9 @@ class DataConfig:
     frame_interval: int = 1
     batch_size: int = 8  # clips per process per step
     workers: int = 2
+    # Keep decoded videos in memory, up to this many MB per split (0 = off): for small datasets
+    # trained for many epochs, where decoding every epoch costs more than the model.
+    cache_mb: float = 0.0
     # Preprocessing; null = the model's own (model.preprocessing).
     input_size: Optional[int] = None
     resize: Optional[int] = None

@@ -55,7 +55,7 @@ def dataset_preprocessing(cfg: Config, model_prep: dict) -> dict:
 
 def _reader_kwargs(cfg: Config) -> dict:
     d = cfg.data
-    return dict(filename_tmpl=d.filename_tmpl, start_index=d.start_index)
+    return dict(filename_tmpl=d.filename_tmpl, start_index=d.start_index, cache_mb=d.cache_mb)
 
 
 def build_train_dataset(cfg: Config, records, classes, prep: dict) -> VideoClipDataset:

@@ -296,6 +296,9 @@ class Trainer:
                                                        self.preprocessing)
             self.val_set = vdata.build_eval_dataset(cfg, val_records, self.classes,
                                                     self.preprocessing)
+            if d.cache_mb > 0 and d.workers > 0:  # workers copy the cache as it is at start
+                for dataset in (self.train_set, self.val_set):
+                    dataset.fill_cache()
         prep = self.preprocessing
         self.mean = torch.tensor(prep["mean"], dtype=torch.float32, device=self.device)
         self.std = torch.tensor(prep["std"], dtype=torch.float32, device=self.device)
