@@ -26,35 +26,16 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from timing import interleaved, paired_ratio
 
 from vidcls.export import OnnxClassifier, OnnxStreamSession, export_onnx
 from vidcls.models import create_model
 from vidcls.streaming import OnlineTSM
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int
-                ) -> dict[str, list[float]]:
-    """Every function once per round, ``repeats`` rounds; seconds per call."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def paired_ratio(times: dict[str, list[float]], name: str, base: str) -> float:
-    return statistics.median(a / b for a, b in zip(times[name], times[base]))
 
 
 def build(arch: str, size: int, workdir: Path, threads: int) -> dict[str, Callable[[], object]]:

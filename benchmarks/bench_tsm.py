@@ -21,31 +21,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from typing import Callable
 
 import torch
+from timing import interleaved, paired_ratio
 
 from vidcls.models import create_model
 from vidcls.ops.temporal_shift import _shift_cat, temporal_shift, temporal_shift_reference_style
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, list[float]]:
-    """Time every function once per round, ``repeats`` rounds; returns seconds per call."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def paired_ratio(times: dict[str, list[float]], name: str, base: str) -> float:
-    return statistics.median(a / b for a, b in zip(times[name], times[base]))
 
 
 def bench_models(args) -> None:

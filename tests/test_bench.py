@@ -151,6 +151,14 @@ def test_toy_benchmark_runs_resumes_reuses_and_reports(tmp_path, capsys):
     assert "(img/accuracy_table1.png)" in text
     assert "heat on the object vs uniform" in text and "| TSM | gradcam (features.3) |" in text
     assert "not run" in text  # shift and attention were not run
+    # the raw numbers are kept next to the page, which redraws from them without training or
+    # checkpoints, keeping the earlier explain images and scores
+    raw = docs / "results" / "accuracy.jsonl"
+    assert acc.read_jsonl(raw) == acc.read_jsonl(jsonl)
+    assert main(["bench", "report", "--accuracy", str(raw), "--docs", str(docs),
+                 "--no-explain", "--cost", str(tmp_path / "none.json")]) == 2  # missing cost
+    page = report.write_results(raw, None, docs, explain=False)
+    assert page.read_text() == text
 
 
 def test_cli_rejects_bad_arguments(capsys):

@@ -56,8 +56,9 @@ class Preset:
     initialisation), from an *image* model of its family pretrained once on frames of a
     separate synthetic image task: ``appearance`` videos of all 8 shapes drawn with another seed
     (``pretrain_*`` fields). The ``small`` preset trains from scratch instead: on 2 CPU cores the
-    pretraining that fits the hour stays near chance (measured: ResNet-18 24 %, ViT 14 % on 8
-    shapes) and only takes time from the experiments.
+    pretraining that fits the hour stayed near chance (measured with shape-only classes, before
+    ``appearance`` classes got their colour families: ResNet-18 24 %, ViT 14 % on 8 shapes) and
+    only took time from the experiments.
     """
 
     name: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -590,7 +591,11 @@ def _setup_md(records: list[dict], pretrain: list[dict]) -> str:
             f"{data.get('num_classes')} classes, {data.get('videos_per_class')} videos per class "
             f"({int(100 * data.get('val_fraction', 0.2))} % held out for scoring), "
             f"{data.get('num_frames')}-frame videos of {data.get('size')}x{data.get('size')} "
-            f"pixels. Clips of {recipe.get('num_frames')} frames (TSN segment sampling), batch "
+            f"pixels: `temporal` (Something-Something-like: the class is only in the motion; "
+            f"classes come in pairs, each video of the second class a video of the first played "
+            f"backwards) and `appearance` (Kinetics-like: the class is the object's shape and "
+            f"colour family, visible in any single frame; position, motion, size and background "
+            f"are random). Clips of {recipe.get('num_frames')} frames (TSN segment sampling), batch "
             f"{recipe.get('batch_size')}, AdamW (weight decay {recipe.get('weight_decay')}), "
             f"cosine schedule, multi-scale crop, no flip (it would swap left and right); "
             f"{recipes}. Seeds {', '.join(map(str, seeds))} (model initialisation and data "
@@ -638,7 +643,11 @@ def results_markdown(records: list[dict], cost: dict | None, images: dict[str, s
         "individual seeds. Each verdict applies the rule written next to it to these numbers.",
         "",
         "Reproduce: `vidcls bench accuracy --preset small` (2 CPU cores, about an hour; "
-        "`--preset full` on a GPU), `vidcls bench cost`, then `vidcls bench report`.",
+        "`--preset full` on a GPU), `vidcls bench cost`, then `vidcls bench report`. The raw "
+        "numbers behind this page are in [results/accuracy.jsonl](results/accuracy.jsonl) "
+        "(one line per training run) and [results/cost.json](results/cost.json); "
+        "`vidcls bench report --accuracy docs/results/accuracy.jsonl --cost "
+        "docs/results/cost.json --no-explain` redraws the page from them without training.",
         "",
         "## Claims at a glance",
         "",
@@ -684,6 +693,15 @@ def results_markdown(records: list[dict], cost: dict | None, images: dict[str, s
               "input (identity path shifted too), residual = shift inside the residual branch.",
               "", shift_md(s), "", img("accuracy_shift", "shift proportion"),
               _verdict_lines(v2), ""]
+    if not pretrain and any(v["ok"] is not True for v in v2 if v["ok"] is not None):
+        parts += ["Why this may differ from the paper: its case for the residual shift is that "
+                  "an in-place shift damages the spatial features of the ImageNet-pretrained "
+                  "2-D network it starts from (the identity path carries them), and that "
+                  "moving many channels does the same. These models are trained from scratch: "
+                  "there are no pretrained features to protect, and an in-place shift, which "
+                  "mixes time on every path, gives the network its temporal signal more "
+                  "directly. The comparison the paper makes needs the pretrained start of the "
+                  "`full` preset.", ""]
     parts += ["## 3. Online vs offline TSM", "",
               "Uni-directional shift (past → present only, streamable frame by frame with "
               "`vidcls stream`) vs the bi-directional offline shift, `temporal` data.", "",
@@ -699,6 +717,13 @@ def results_markdown(records: list[dict], cost: dict | None, images: dict[str, s
               "CPU), and ViT-B at 8x224 from `vidcls bench cost`.", "",
               attention_md(s, cost), "", img("accuracy_attention", "attention schemes"),
               _verdict_lines(v4), ""]
+    if not pretrain and any(v["ok"] == INCONCLUSIVE for v in v4):
+        parts += ["Why: a vision transformer has no built-in notion of locality or motion and "
+                  "learns it from data; with a hundred or so training videos and no pretrained "
+                  "start, these tiny models do not get there within the budget (the ResNets, "
+                  "whose convolutions build locality in, do). The paper's attention table "
+                  "starts every variant from an ImageNet-pretrained ViT, which is what the "
+                  "`full` preset's pretraining stage imitates.", ""]
     if cost:
         m = cost["machine"]
         parts += ["## 5. Cost: parameters, GFLOPs, latency, memory", "",
@@ -774,10 +799,23 @@ def write_results(accuracy: str | Path | None, cost: str | Path | None,
                          ("accuracy_attention", lambda p: plot_attention(s, p, nc))):
             if fn(img_dir / f"{name}.png"):
                 images[name] = str(img_dir / f"{name}.png")
-        if explain:
-            images.update(explain_examples(runs, img_dir, focus))
+    raw = docs / "results"  # the raw numbers next to the page: it can be regenerated from them
+    raw.mkdir(exist_ok=True)
+    focus_file = raw / "explain.json"
+    if runs and explain:
+        images.update(explain_examples(runs, img_dir, focus))
+        focus_file.write_text(json.dumps(focus, indent=1) + "\n")
+    elif runs:  # keep the explain images and scores of an earlier report
+        for name in ("explain_tsm", "explain_tsn", "explain_timesformer"):
+            if (img_dir / f"{name}.png").is_file():
+                images[name] = str(img_dir / f"{name}.png")
+        if focus_file.is_file():
+            focus = json.loads(focus_file.read_text())
     if cost_data and plot_latency_frames(cost_data, img_dir / "cost_latency_frames.png"):
         images["cost_latency_frames"] = str(img_dir / "cost_latency_frames.png")
+    for src, name in ((accuracy, "accuracy.jsonl"), (cost if cost_data else None, "cost.json")):
+        if src and Path(src).resolve() != (raw / name).resolve():
+            shutil.copyfile(src, raw / name)
     page = docs / "results.md"
     page.write_text(results_markdown(records, cost_data, images, focus=focus),
                     encoding="utf-8")
