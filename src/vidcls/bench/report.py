@@ -316,7 +316,10 @@ def shift_overhead_md(cost: dict) -> str:
     paired = shift.get("paired_overhead_pct", {})
     lines = [f"ResNet-50, 8x224, fp32, batch 1, {shift['threads']} thread(s); the five models "
              f"timed in turn for {shift['rounds']} rounds. Overhead = best run vs TSN's best "
-             f"run; paired = median over rounds of the ratio to TSN in the same round.", "",
+             f"run; paired = median over rounds of the ratio to TSN in the same round. With "
+             f"this few rounds on a shared CPU, differences of a few percent either way are "
+             f"run-to-run noise; `benchmarks/bench_tsm.py` measures the overhead with many "
+             f"interleaved rounds (docs/benchmarks.md).", "",
              "| model | latency (best) | overhead vs TSN (%) | paired overhead (%) "
              "| paper overhead (%) |", "|---|---|---|---|---|"]
     for label, t in best.items():
