@@ -74,6 +74,13 @@ def _run_exporter(module: nn.Module, args: tuple, path: Path, *, input_names: li
         # The tracer's own deprecation notices; TracerWarnings (a broken graph) still show.
         warnings.filterwarnings("ignore", category=DeprecationWarning,
                                 message=".*(legacy TorchScript-based ONNX|will be removed).*")
+        # TimeSformer's input checks and its embedding-resize branch read the clip's frames,
+        # height and width. The exported graph is fixed to those (only the batch axis is
+        # dynamic), so the tracer's "might not generalize" notes about them are false alarms.
+        # Only those two modules are silenced: a TracerWarning from anywhere else (the shift
+        # included) still shows.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning,
+                                module=r"vidcls\.models\.(timesformer|attention)$")
         if exporter == "torchscript":
             torch.onnx.export(module, args, str(path), input_names=input_names,
                               output_names=output_names, opset_version=opset, dynamo=False,
