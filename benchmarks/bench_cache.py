@@ -27,10 +27,10 @@ from vidcls.data.synthetic import generate
 from vidcls.data.transforms import build_train_transform
 
 
-def epoch_times(records, cache_mb: float, epochs: int, size: int, frames: int
-                ) -> tuple[list[float], torch.Tensor]:
+def epoch_times(records, classes: list[str], cache_mb: float, epochs: int, size: int,
+                frames: int) -> tuple[list[float], torch.Tensor]:
     transform = build_train_transform("multiscale", size=size, resize=size)
-    ds = VideoClipDataset(records, ["c"] * 8, num_frames=frames, train=True,
+    ds = VideoClipDataset(records, classes, num_frames=frames, train=True,
                           transform=transform, seed=0, cache_mb=cache_mb)
     times, first = [], None
     for epoch in range(epochs):
@@ -62,8 +62,10 @@ def main() -> None:
                     videos_per_class=args.videos_per_class, val_fraction=0.0)
     records = [VideoRecord(str(root / line.rsplit(" ", 1)[0]), int(line.rsplit(" ", 1)[1]))
                for line in Path(info["train_list"]).read_text().split("\n") if line.strip()]
-    plain, clip_plain = epoch_times(records, 0.0, args.epochs, args.size, args.frames)
-    cached, clip_cached = epoch_times(records, 4096.0, args.epochs, args.size, args.frames)
+    classes = info["classes"]
+    plain, clip_plain = epoch_times(records, classes, 0.0, args.epochs, args.size, args.frames)
+    cached, clip_cached = epoch_times(records, classes, 4096.0, args.epochs, args.size,
+                                      args.frames)
     assert torch.equal(clip_plain, clip_cached), "the cache changed the clips"
     print(f"{len(records)} videos of {args.size}x{args.size}, {args.frames}-frame clips, "
           f"{args.epochs} epochs, {args.threads} thread(s)")

@@ -412,3 +412,4 @@ def test_frame_cache_gives_identical_items_and_decodes_once(clips, monkeypatch):
     # a budget smaller than one video caches nothing and still serves items
     tiny = VideoClipDataset(records, ["a", "b"], cache_mb=1e-6, **test_views)
     assert tiny.fill_cache() == 0 and torch.equal(tiny[0]["clip"], ref[0]["clip"])
+    assert tiny._cache_left == 0  # closed: later reads decode only the sampled frames

@@ -141,7 +141,7 @@ def register(sub) -> None:
                    help="keep every run's checkpoints (default: first seed's weights only)")
     p.add_argument("--no-report", action="store_true", help="don't regenerate DOCS/results.md")
     p.add_argument("--docs", default="docs", help="where results.md and img/ go")
-    p.add_argument("--cost", default="runs/bench/cost.json",
+    p.add_argument("--cost", default=DEFAULT_COST,
                    help="cost results to include in the report, if present")
     p.set_defaults(func=cmd_bench_accuracy)
 

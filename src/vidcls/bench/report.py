@@ -353,6 +353,25 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> None:
+    """Every report figure: tight layout, 110 dpi PNG, closed (matplotlib keeps open ones)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+
+
+def _explain_png(video: str, checkpoint: Path, target: Path) -> str:
+    """``vidcls explain``'s grid image of ``video`` saved as ``target`` (the mp4 and JSON it
+    also writes are dropped); returns ``target`` as a string."""
+    from vidcls.explain import explain_video
+
+    tmp = target.parent / f".{target.stem}"
+    explain_video(video, checkpoint, tmp)
+    (tmp / "explain.png").replace(target)
+    shutil.rmtree(tmp)
+    return str(target)
+
+
 COLORS = {"TSN": "#8c8c8c", "TSM": "#d62728", "inplace": "#1f77b4", "residual": "#d62728"}
 
 
@@ -395,9 +414,7 @@ def plot_table1(s: dict, path: Path, num_classes: int = 4) -> bool:
     ax.set_ylabel("validation top-1 (%)")
     ax.set_title("TSN vs TSM (mean ± std over seeds, dots = seeds)")
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -429,9 +446,7 @@ def plot_shift(s: dict, path: Path) -> bool:
     ax.grid(alpha=0.3)
     ax.set_title("Shift proportion and placement (TSM paper, Fig. 3)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -448,9 +463,7 @@ def plot_online(s: dict, path: Path) -> bool:
     ax.set_ylabel("temporal top-1 (%)")
     ax.set_title("Online (streamable) vs offline TSM")
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -467,9 +480,7 @@ def plot_attention(s: dict, path: Path, num_classes: int = 4) -> bool:
     ax.set_ylabel("validation top-1 (%)")
     ax.set_title("TimeSformer attention schemes (tiny model, from scratch)")
     ax.legend(fontsize=8, ncol=2, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -502,9 +513,7 @@ def plot_latency_frames(cost: dict, path: Path) -> bool:
                  "extrapolated by FLOPs)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -533,7 +542,7 @@ def explain_examples(records: list[dict], img_dir: Path, stats: dict | None = No
     """Run ``vidcls explain`` on a held-out temporal video with the kept first-seed checkpoints
     of TSN, TSM and TimeSformer (divided); returns ``{name: png path}``. With ``stats`` (a
     dict), also fills it with each model's :func:`focus_stats` over all held-out videos."""
-    from vidcls.explain import explain_video
+    import yaml
 
     default_shift = {"shift_div": 8, "shift_place": "residual", "shift_mode": "bidirectional"}
     wanted = {"explain_tsm": lambda r: r["model"].startswith("tsm_") and
@@ -550,22 +559,13 @@ def explain_examples(records: list[dict], img_dir: Path, stats: dict | None = No
             if not (ckpt / "model.safetensors").is_file():
                 continue
             cfg = Path(r["run_dir"]) / "run.yaml"
-            import yaml
-
             root = Path(yaml.safe_load(cfg.read_text())["data"]["root"])
             lines = [x for x in (root / "val.txt").read_text().split("\n") if x.strip()]
             videos = [str(root / x.rsplit(" ", 1)[0]) for x in lines]
             video = videos[0]  # the first held-out video (class 0)
-            tmp = img_dir / f".{name}"
-            explain_video(video, ckpt, tmp)
+            out[name] = _explain_png(video, ckpt, img_dir / f"{name}.png")
             if stats is not None:
                 stats[name] = focus_stats(ckpt, videos)
-            target = img_dir / f"{name}.png"
-            (tmp / "explain.png").replace(target)
-            for f in tmp.iterdir():
-                f.unlink()
-            tmp.rmdir()
-            out[name] = str(target)
             break
     return out
 
@@ -856,23 +856,12 @@ def demo_plots(run_dir: str | Path) -> list[str]:
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title("vidcls demo: TSN vs TSM on temporal videos")
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(run / "accuracy.png", dpi=110)
-    plt.close(fig)
+    _save(fig, run / "accuracy.png")
     written = [str(run / "accuracy.png")]
-    from vidcls.explain import explain_video
-
     video = summary.get("prediction", {}).get("video")
     for label in labels:
         ckpt = models[label].get("checkpoint")
         if not (video and ckpt and Path(ckpt).exists()):
             continue
-        tmp = run / f".explain_{label.lower()}"
-        explain_video(video, ckpt, tmp)
-        target = run / f"explain_{label.lower()}.png"
-        (tmp / "explain.png").replace(target)
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
-        written.append(str(target))
+        written.append(_explain_png(video, ckpt, run / f"explain_{label.lower()}.png"))
     return written

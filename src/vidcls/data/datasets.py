@@ -454,8 +454,10 @@ class VideoClipDataset(Dataset):
     given torch seed, different in every epoch and ``DataLoader`` worker; call ``set_epoch`` when
     loading in the main process.
 
-    ``cache_mb > 0`` keeps every decoded video whole in memory until that many MB are used (per
-    process): small datasets trained for many epochs are then decoded once, not every epoch.
+    ``cache_mb > 0`` keeps every decoded video whole in memory until the next one would not fit
+    in that many MB (per process); then the cache is closed, so no video is decoded whole again
+    only to be thrown away. Small datasets trained for many epochs are decoded once, not every
+    epoch.
     Items are identical with and without the cache. ``DataLoader`` workers get a copy of the
     cache as it is when they start, so with ``num_workers > 0`` call :meth:`fill_cache` first.
     """
@@ -493,7 +495,7 @@ class VideoClipDataset(Dataset):
         # a small dataset trained for many epochs is then decoded once instead of every epoch.
         self.cache_mb = float(cache_mb)
         self._frame_cache: dict[str, np.ndarray] = {}
-        self._cache_bytes = 0
+        self._cache_left = int(self.cache_mb * 2**20)  # bytes; 0 = no (more) caching
         self.epoch = 0
         self.multi_label = any(isinstance(r.label, list) for r in self.records)
         bad_label = next((r for r in self.records if any(
@@ -518,7 +520,7 @@ class VideoClipDataset(Dataset):
         cached. Bad files are left to ``__getitem__`` (skipped and reported there)."""
         rng = np.random.default_rng(0)
         for rec in self.records:
-            if self._cache_bytes >= self.cache_mb * 2**20:
+            if self._cache_left <= 0:
                 break
             if rec.path not in self._frame_cache:
                 try:
@@ -554,11 +556,13 @@ class VideoClipDataset(Dataset):
                             **self.reader_options) as reader:
                 total = reader.num_frames
                 idx = self._sample(total, rng)
-                if self._cache_bytes < self.cache_mb * 2**20:
+                if self._cache_left > 0:
                     everything = reader.get_frames(np.arange(total))  # (N, H, W, 3)
-                    if self._cache_bytes + everything.nbytes <= self.cache_mb * 2**20:
+                    if everything.nbytes <= self._cache_left:
                         self._frame_cache[rec.path] = everything
-                        self._cache_bytes += everything.nbytes
+                        self._cache_left -= everything.nbytes
+                    else:  # full: stop decoding whole videos
+                        self._cache_left = 0
                     return idx, everything[idx.reshape(-1)]
                 return idx, reader.get_frames(idx.reshape(-1))  # (views*T, H, W, 3)
         except VideoDecodeError:
