@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 import pytest
-from data_helpers import (X264_BFRAMES, encode, make_bad_files, moving_frames, reference_decode,
+from helpers.videos import (X264_BFRAMES, encode, make_bad_files, moving_frames, reference_decode,
                           write_rawframes)
 
 from vidcls.data.video import (FrameFolderReader, VideoDecodeError, VideoReader,

@@ -7,7 +7,7 @@ import yaml
 from vidcls.engine.config import (Config, ConfigError, load_config, resolve_accumulation,
                                   save_config)
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
 
 def write(tmp_path, data) -> Path:

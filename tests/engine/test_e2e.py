@@ -21,7 +21,7 @@ from vidcls.engine.checkpoint import load_model, read_meta
 from vidcls.engine.config import load_config
 from vidcls.engine.trainer import TrainingDiverged, fit
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_TIMESFORMER = {"name": "timesformer_base", "embed_dim": 32, "depth": 2, "num_heads": 2,
                     "patch_size": 8, "img_size": 32, "drop_path_rate": 0.0}
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from data_helpers import reference_decode
+from helpers.videos import reference_decode
 
 from vidcls.data import synthetic as S
 from vidcls.data.datasets import build_records

@@ -5,7 +5,7 @@ import json
 import shutil
 
 import pytest
-from data_helpers import encode, make_bad_files, moving_frames
+from helpers.videos import encode, make_bad_files, moving_frames
 
 from vidcls.cli import main
 from vidcls.data.check import check_records, check_video

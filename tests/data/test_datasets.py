@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_helpers import encode, make_bad_files, moving_frames, reference_decode, write_rawframes
+from helpers.videos import encode, make_bad_files, moving_frames, reference_decode, write_rawframes
 from torch.utils.data import DataLoader
 
 from vidcls.data.datasets import (BadFileReport, VideoClipDataset, VideoRecord, build_records,
