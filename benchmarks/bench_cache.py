@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from vidcls.data.datasets import VideoClipDataset, VideoRecord, collate_clips
+from vidcls.data.dataset import VideoClipDataset, collate_clips
+from vidcls.data.formats import VideoRecord
 from vidcls.data.synthetic import generate
 from vidcls.data.transforms import build_train_transform
 

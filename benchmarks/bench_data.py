@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vidcls.data.datasets import VideoClipDataset, VideoRecord, collate_clips
+from vidcls.data.dataset import VideoClipDataset, collate_clips
+from vidcls.data.formats import VideoRecord
 from vidcls.data.sampling import sample_indices
 from vidcls.data.transforms import build_train_transform
 from vidcls.data.video import VideoDecodeError, VideoReader

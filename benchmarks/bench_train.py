@@ -40,7 +40,8 @@ def build(args, num_classes=10):
 
 def time_steps(model, batch, args, precision: str, channels_last: bool, ddp=None):
     """Median seconds of one training step (after warm-up) and CPU seconds per step."""
-    from vidcls.engine.trainer import autocast_context, normalize_clip
+    from vidcls.data.transforms import normalize as normalize_clip
+    from vidcls.engine.runtime import autocast_context
 
     model.train()
     if channels_last:

@@ -248,7 +248,7 @@ def stream_video(checkpoint: Path, video: str, *, show: bool = True) -> dict:
     pred = Predictor(checkpoint)
     item = pred.dataset([video])[0]
     clip = item["clip"]  # uint8 (T, 3, H, W): the frames the offline model sees
-    from vidcls.engine.trainer import normalize_clip
+    from vidcls.data.transforms import normalize as normalize_clip
 
     x = normalize_clip(clip, pred.mean, pred.std)  # (T, 3, H, W)
     online = OnlineTSM(pred.model).eval()

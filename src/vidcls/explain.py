@@ -402,8 +402,8 @@ def explain_video(video: str | Path, checkpoint: str | Path, output: str | Path,
     the model sees); images are upscaled (nearest) to at least ``min_size`` pixels so tiny
     clips stay visible.
     """
-    from vidcls.data.synthetic import write_video
-    from vidcls.engine.trainer import normalize_clip
+    from vidcls.data.writer import write_video
+    from vidcls.data.transforms import normalize as normalize_clip
     from vidcls.predict import Predictor
 
     pred = Predictor(checkpoint)

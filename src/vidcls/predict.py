@@ -48,7 +48,8 @@ class Predictor:
 
     def dataset(self, videos: Sequence[str], *, num_clips: int = 1, num_crops: int = 1,
                 twice: bool = False):
-        from vidcls.data.datasets import VideoClipDataset, VideoRecord
+        from vidcls.data.dataset import VideoClipDataset
+        from vidcls.data.formats import VideoRecord
         from vidcls.data.transforms import build_test_transform
 
         p = self.prep
@@ -67,7 +68,7 @@ class Predictor:
     def probabilities(self, clip: torch.Tensor) -> torch.Tensor:
         """uint8 ``(T, 3, H, W)`` or ``(V, T, 3, H, W)`` -> class probabilities ``(K,)``,
         averaged over the views."""
-        from vidcls.engine.trainer import normalize_clip
+        from vidcls.data.transforms import normalize as normalize_clip
 
         views = clip if clip.dim() == 5 else clip.unsqueeze(0)  # (V, T, 3, H, W)
         x = normalize_clip(views.to(self.device), self.mean, self.std)

@@ -5,11 +5,12 @@
     ...     print(rec["frame"], rec["label"], f"{rec['latency_ms']:.1f} ms")
 
 A source is a video file, a frame folder, a camera (``0`` or ``/dev/video0``) or anything
-PyAV opens (``rtsp://``, ``http://`` URLs). Every frame is preprocessed like the checkpoint's
-test transform -- short side resized to ``resize``, centre crop ``input_size``, normalised with
-its mean/std -- and fed to the model's step function: one 2-D CNN frame of compute, the shift
-caches carried over (:class:`vidcls.streaming.OnlineTSM`, or its ONNX export with
-``backend="onnx"``). The prediction is the arg-max of the logits averaged over the last
+PyAV opens (``rtsp://``, ``http://`` URLs), read by ``vidcls.data.sources``. Every frame is
+preprocessed like the checkpoint's test transform -- short side resized to ``resize``, centre
+crop ``input_size``, normalised with its mean/std -- and fed to the model's step function:
+one 2-D CNN frame of compute, the shift caches carried over
+(:class:`vidcls.streaming.OnlineTSM`, or its ONNX export with ``backend="onnx"``). The
+prediction is the arg-max of the logits averaged over the last
 ``smooth`` frames (the TSM authors' demo averages 12).
 
 Models: a unidirectional TSM streams exactly (per-frame logits equal the offline
@@ -26,109 +27,22 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from vidcls.data.sources import FrameSource, iter_frames, open_source  # noqa: F401 (re-exported)
+from vidcls.data.writer import VideoWriter
+
 __all__ = ["StreamPredictor", "StreamStats", "AnnotatedWriter", "open_source", "iter_frames",
            "stream_predictions", "BACKENDS"]
 
 BACKENDS = ("torch", "onnx")
-
-
-# ------------------------------------------------------------------------------ sources
-@dataclass
-class FrameSource:
-    """Decoded RGB frames ``uint8 (H, W, 3)`` with their times, plus the nominal rate."""
-
-    frames: Iterator[tuple[np.ndarray, float | None]]
-    fps: float | None
-    name: str
-    close: Any = None
-
-
-def _camera_device(source: str) -> tuple[str, str | None]:
-    """``"0"`` -> the platform's first camera (path, FFmpeg input format)."""
-    import sys
-
-    if sys.platform.startswith("linux"):
-        return f"/dev/video{source}", "v4l2"
-    if sys.platform == "darwin":
-        return source, "avfoundation"
-    return f"video={source}", "dshow"
-
-
-def _folder_frames(path: Path) -> FrameSource:
-    from vidcls.data.video import FrameFolderReader
-
-    reader = FrameFolderReader(path)
-
-    def frames():
-        for i in range(reader.num_frames):
-            yield reader.get_frames([i])[0], None
-
-    return FrameSource(frames(), None, str(path), reader.close)
-
-
-def _pyav_frames(source: str, input_format: str | None, options: dict | None) -> FrameSource:
-    import av
-
-    try:
-        container = av.open(source, "r", format=input_format, options=options or {})
-    except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise ValueError(f"cannot open stream {source!r}: {err} (check the path / URL; a camera "
-                         "is '0' or /dev/video0)") from None
-    if not container.streams.video:
-        container.close()
-        raise ValueError(f"{source!r} has no video stream")
-    stream = container.streams.video[0]
-    if Path(source).is_file():  # frame threading buffers frames: fine for files, not live
-        stream.thread_type = "AUTO"
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate else None
-
-    def frames():
-        try:
-            for frame in container.decode(stream):
-                t = float(frame.pts * stream.time_base) if frame.pts is not None and \
-                    stream.time_base else None
-                yield frame.to_ndarray(format="rgb24"), t
-        except av.error.FFmpegError as err:  # a dropped connection or corrupt tail ends the
-            warnings.warn(f"stream {source!r} ended early: {err}")  # stream, not the program
-        finally:
-            container.close()
-
-    return FrameSource(frames(), fps, source, container.close)
-
-
-def open_source(source: str | os.PathLike, *, input_format: str | None = None,
-                options: dict | None = None) -> FrameSource:
-    """Open a video file, frame folder, camera index / device or URL for sequential reading."""
-    text = os.fspath(source)
-    path = Path(text)
-    if path.is_dir():
-        return _folder_frames(path)
-    if text.isdigit() and not path.exists():
-        text, default_format = _camera_device(text)
-        input_format = input_format or default_format
-    elif text.startswith("/dev/video"):
-        input_format = input_format or "v4l2"
-    elif "://" not in text and not path.exists():
-        raise FileNotFoundError(f"no video, frame folder or device at {text!r}")
-    return _pyav_frames(text, input_format, options)
-
-
-def iter_frames(source: str | os.PathLike, **kwargs) -> Iterator[np.ndarray]:
-    """Just the RGB frames of ``source`` (see ``open_source``)."""
-    src = open_source(source, **kwargs)
-    for frame, _ in src.frames:
-        yield frame
 
 
 # ------------------------------------------------------------------------------ backends
@@ -354,25 +268,13 @@ def stream_predictions(source: str | os.PathLike, checkpoint: str | Path | None 
 # ------------------------------------------------------------------------------ output video
 class AnnotatedWriter:
     """Writes frames with the prediction drawn on top (PIL ``ImageDraw``, default font) to an
-    H.264 video. Sizes are cropped to even numbers (yuv420p needs them)."""
+    H.264 video (``vidcls.data.writer.VideoWriter``: yuv420p, so sizes are cropped to even)."""
 
     def __init__(self, path: str | Path, fps: float | None = None):
         self.path = Path(path)
         self.fps = fps or 25.0
-        self._container = None
-        self._stream = None
-
-    def _open(self, height: int, width: int) -> None:
-        import av
-        from fractions import Fraction
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self.path), "w")
-        rate = Fraction(self.fps).limit_denominator(1001)
-        self._stream = self._container.add_stream("libx264", rate=rate)
-        self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"preset": "veryfast", "crf": "23"}
+        self._writer = VideoWriter(self.path, self.fps, pix_fmt="yuv420p", crf=23,
+                                   preset="veryfast", threads=None)
 
     @staticmethod
     def draw(rgb: np.ndarray, text: str) -> np.ndarray:
@@ -388,22 +290,10 @@ class AnnotatedWriter:
         return np.asarray(image)
 
     def write(self, rgb: np.ndarray, text: str) -> None:
-        import av
-
-        h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
-        if self._container is None:
-            self._open(h, w)
-        frame = av.VideoFrame.from_ndarray(self.draw(rgb[:h, :w], text), format="rgb24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        self._writer.write(self.draw(rgb, text))
 
     def close(self) -> None:
-        if self._container is None:
-            return
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._container = None
+        self._writer.close()
 
     def __enter__(self) -> "AnnotatedWriter":
         return self

@@ -8,8 +8,8 @@ import pytest
 from helpers.videos import encode, make_bad_files, moving_frames
 
 from vidcls.cli import main
-from vidcls.data.check import check_records, check_video
-from vidcls.data.datasets import VideoRecord
+from vidcls.data.bad_files import check_records, check_video
+from vidcls.data.formats import VideoRecord
 
 
 @pytest.fixture(scope="module")

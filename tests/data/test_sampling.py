@@ -1,11 +1,10 @@
-"""Frame-index sampling against the reference formulas, and multi-view averaging."""
+"""Frame-index sampling against the reference formulas."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from vidcls.data.sampling import average_views, dense_indices, sample_indices, segment_indices
+from vidcls.data.sampling import dense_indices, sample_indices, segment_indices
 
 
 def tsm_test_offsets(total: int, n: int) -> list[int]:
@@ -105,20 +104,3 @@ def test_sample_indices_dispatch_and_errors():
         sample_indices(50, mode="tsn", train=False)
     with pytest.raises(ValueError, match="0 frames"):
         segment_indices(8, 0, train=False)
-
-
-def test_average_views():
-    torch.manual_seed(0)
-    logits = torch.randn(2, 6, 5)  # (B, V, K)
-    score = average_views(logits, "score")
-    prob = average_views(logits, "prob")
-    for b in range(2):
-        ref_score = sum(logits[b, v] for v in range(6)) / 6
-        ref_prob = sum(torch.exp(logits[b, v]) / torch.exp(logits[b, v]).sum()
-                       for v in range(6)) / 6
-        torch.testing.assert_close(score[b], ref_score)
-        torch.testing.assert_close(prob[b], ref_prob)
-    torch.testing.assert_close(prob.sum(-1), torch.ones(2))
-    torch.testing.assert_close(average_views(logits[:, 0]), logits[:, 0])  # (B, K): one view
-    with pytest.raises(ValueError, match="unknown averaging mode"):
-        average_views(logits, "max")

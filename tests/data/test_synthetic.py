@@ -9,7 +9,7 @@ import pytest
 from helpers.videos import reference_decode
 
 from vidcls.data import synthetic as S
-from vidcls.data.datasets import build_records
+from vidcls.data.formats import build_records
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from vidcls.cli import main
-from vidcls.data.synthetic import render_video, write_video
+from vidcls.data.synthetic import render_video
+from vidcls.data.writer import write_video
 from vidcls.engine.checkpoint import save_model_checkpoint
 from vidcls.explain import (_AttentionRecorder, attention_rollout, colorize, explain_clip,
                             grad_cam, object_focus, overlay_heatmaps)

@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from vidcls.data.synthetic import write_video
+from vidcls.data.sources import iter_frames
 from vidcls.data.transforms import build_test_transform, normalize
+from vidcls.data.writer import write_video
 from vidcls.engine.checkpoint import save_model_checkpoint
 from vidcls.models import create_model
-from vidcls.stream import StreamPredictor, StreamStats, iter_frames, stream_predictions
+from vidcls.stream import StreamPredictor, StreamStats, stream_predictions
 
 PREP = {"input_size": 32, "resize": 36}
 

@@ -10,7 +10,7 @@ import torch
 from vidcls.models.mobilenetv2 import InvertedResidual
 from vidcls.models.resnet import BasicBlock, Bottleneck
 from vidcls.ops import TemporalShift, temporal_shift
-from vidcls.ops.temporal_shift import temporal_shift_reference_style
+from reference.tsm_shift import temporal_shift_reference_style
 
 
 def naive_shift(x: torch.Tensor, num_frames: int, shift_div: int, bidirectional: bool) -> torch.Tensor:

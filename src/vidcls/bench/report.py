@@ -520,7 +520,7 @@ def plot_latency_frames(cost: dict, path: Path) -> bool:
 # --------------------------------------------------------------------------- explain images
 def focus_stats(checkpoint: Path, videos: list[str]) -> dict:
     """Mean :func:`vidcls.explain.object_focus` of a checkpoint's heat maps over ``videos``."""
-    from vidcls.engine.trainer import normalize_clip
+    from vidcls.data.transforms import normalize as normalize_clip
     from vidcls.explain import explain_clip, object_focus
     from vidcls.predict import Predictor
 

@@ -1,4 +1,4 @@
-"""Which frames to read: TSN segment sampling, dense clip sampling, multi-view averaging.
+"""Which frames to read: TSN segment sampling, dense clip sampling, multi-clip tests.
 
 Pure functions of ``(num_frames, total, mode, rng)``; every sampler returns an ``int64`` array of
 shape ``(num_clips, frames_per_clip)`` with 0-based frame indices in ``[0, total)``, one row per
@@ -25,7 +25,6 @@ Dense sampling (I3D / SlowFast / TimeSformer, and TSM's ``dense_sample``): ``cli
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 
 def _check(total: int, n: int, what: str) -> None:
@@ -89,21 +88,3 @@ def sample_indices(total: int, *, mode: str = "segment", num_frames: int = 8, tr
         return dense_indices(clip_len or num_frames, total, frame_interval=frame_interval,
                              train=train, rng=rng, num_clips=num_clips)
     raise ValueError(f"unknown sampling mode {mode!r}; use 'segment' or 'dense'")
-
-
-def average_views(logits: torch.Tensor, mode: str = "score") -> torch.Tensor:
-    """Average per-view predictions ``(B, V, K)`` into per-video predictions ``(B, K)``.
-
-    ``mode="score"`` averages raw logits (the TSM repo's test script); ``"prob"`` averages
-    softmax probabilities (mmaction2's ``average_clips='prob'``) and returns probabilities.
-    A ``(B, K)`` input is treated as one view.
-    """
-    if logits.dim() == 2:
-        logits = logits.unsqueeze(1)  # (B, 1, K)
-    if logits.dim() != 3:
-        raise ValueError(f"expected logits of shape (B, V, K), got {tuple(logits.shape)}")
-    if mode == "score":
-        return logits.mean(dim=1)
-    if mode == "prob":
-        return logits.float().softmax(dim=-1).mean(dim=1)
-    raise ValueError(f"unknown averaging mode {mode!r}; use 'score' or 'prob'")

@@ -18,10 +18,10 @@ should do equally well. (The colour family is there so that tiny models learn th
 CPU budget: shape alone at 32 pixels takes a from-scratch ResNet-18 thousands of steps.)
 
 Every video: a static, softly textured background and one saturated, textured object, rendered
-with 2x2 supersampling in numpy, encoded with libx264 (``ultrafast``, yuv444p, crf 10 so small
-shapes keep their colours). Everything is a deterministic function of ``seed``: video ``i`` of
-class ``c`` uses the generator ``default_rng([seed, kind, c, i])``, independent of the worker
-that renders it.
+with 2x2 supersampling in numpy, encoded with libx264 (``writer.write_video``: ``ultrafast``,
+yuv444p, crf 10 so small shapes keep their colours). Everything is a deterministic function of
+``seed``: video ``i`` of class ``c`` uses the generator ``default_rng([seed, kind, c, i])``,
+independent of the worker that renders it.
 
 Outputs in ``out_dir``: ``videos/cXX_NNNNN.mp4``, ``train.txt`` and ``val.txt`` (list format
 ``videos/cXX_NNNNN.mp4 label``), ``classes.txt`` and ``synth.json`` (the options; a second
@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .writer import write_video
 
 KINDS = ("temporal", "appearance")
 # Bumped whenever rendering changes, so a dataset (or a benchmark result) made by an older
@@ -271,25 +273,6 @@ def render_video(kind: str, label: int, index: int, *, num_classes: int, num_fra
     if kind == "appearance":
         return _appearance_frames(rng, label, num_classes, num_frames, size)
     raise ValueError(f"unknown synthetic kind {kind!r}; use 'temporal' or 'appearance'")
-
-
-def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 12, crf: int = 10
-                ) -> None:
-    """Encode ``uint8 (T, H, W, 3)`` as H.264 (libx264 ultrafast, yuv444p) into ``path``."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv444p"  # no chroma subsampling: small coloured shapes stay intact
-        stream.options = {"preset": "ultrafast", "crf": str(crf)}
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = 1  # parallelism comes from the process pool
-        for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def _make_one(job: tuple) -> str:

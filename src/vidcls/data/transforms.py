@@ -119,17 +119,24 @@ def normalize(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float], *
               scale: float | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``(..., 3, H, W)`` -> float ``(x * scale - mean) / std``, per channel, on ``clip``'s device.
 
-    ``mean``/``std`` are in [0, 1] units (ImageNet: (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225);
-    TimeSformer: 0.45 / 0.225). ``scale`` defaults to 1/255 for uint8 input and 1 for float input
-    (float clips are taken to be in [0, 1] already).
+    The one normaliser of model input (training, eval, predict, stream, explain). ``mean``/``std``
+    are in [0, 1] units (ImageNet: (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225); TimeSformer:
+    0.45 / 0.225); lists or tensors already on the device. ``scale`` defaults to 1/255 for uint8
+    input and 1 for float input (float clips are taken to be in [0, 1] already), so a uint8 clip
+    and the same clip as float in [0, 1] give the same result. The input is never modified; the
+    output is one new tensor (the steps run in place on it: a GPU batch is not copied 3 times).
     """
     if clip.dim() < 3 or clip.shape[-3] != 3:
-        raise ValueError(f"normalize expects (..., 3, H, W), got {tuple(clip.shape)}")
-    if scale is None:
-        scale = 1.0 / 255.0 if clip.dtype == torch.uint8 else 1.0
+        raise ValueError(f"normalize expects (..., 3, H, W), got {tuple(clip.shape)}; "
+                         f"move the channel axis before H, W")
+    x = clip.to(dtype, copy=True)  # (..., 3, H, W)
+    if scale is not None:
+        x.mul_(scale)
+    elif clip.dtype == torch.uint8:
+        x.div_(255.0)  # [0, 255] -> [0, 1]
     m = torch.as_tensor(mean, dtype=dtype, device=clip.device).view(3, 1, 1)
     s = torch.as_tensor(std, dtype=dtype, device=clip.device).view(3, 1, 1)
-    return (clip.to(dtype) * scale - m) / s
+    return x.sub_(m).div_(s)
 
 
 def symmetric_label_map(pairs: Mapping[int, int] | None) -> dict[int, int]:

@@ -23,6 +23,14 @@ picks the right reader for a path.
 
 Failures (missing, empty, non-video, audio-only, truncated, undecodable) raise
 ``VideoDecodeError`` with a one-line ``reason`` that the dataset reports.
+
+Reading a live stream in order (camera, URL) is ``sources.open_source``; encoding video is
+``writer.write_video`` / ``writer.VideoWriter``.
+
+Long because: ``VideoReader``'s index, seek and sequential-fallback paths are one algorithm
+whose invariants (presentation order by pts, keyframe checks after a seek) read best side by
+side; ``FrameFolderReader`` is its small twin behind the same interface, chosen by
+``open_video``.
 """
 from __future__ import annotations
 

@@ -7,8 +7,10 @@
     model, meta = load_model(result.last_checkpoint)
 
 Modules: ``config`` (YAML schema), ``trainer`` (the loop), ``evaluate`` (``vidcls eval``),
+``inference`` (scoring a model over a loader, view averaging), ``runtime`` (device, seeds,
+precision, progress, stop signals), ``builders`` (config -> model and datasets),
 ``checkpoint`` (safetensors + JSON), ``optim`` (param groups, schedules, partial BN),
-``metrics``, ``distributed`` (DDP helpers), ``data`` (config -> datasets), ``commands`` (CLI).
+``metrics``, ``distributed`` (DDP helpers).
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-DATA_FORMATS = ("folder", "list", "rawframes", "kinetics", "sthv2", "ucf101", "hmdb51", "jester")
+from vidcls.data.formats import FORMATS
 
 
 class ConfigError(ValueError):
@@ -48,7 +48,7 @@ class ModelConfig:
 class DataConfig:
     """Where the videos are, how clips are sampled, batched and augmented."""
 
-    format: Literal[DATA_FORMATS] = "list"  # type: ignore[valid-type]
+    format: Literal[FORMATS] = "list"  # type: ignore[valid-type]
     root: str = "data"
     train_ann: Optional[str] = None  # annotation file of the training split (format-specific)
     val_ann: Optional[str] = None
@@ -314,7 +314,7 @@ def _coerce(value: Any, hint, path: str) -> Any:
 
 def _builder_option_names(name: str) -> list[str] | None:
     """Keyword arguments the model builder accepts (None when it takes ``**kwargs``)."""
-    from vidcls.models.factory import get_builder
+    from vidcls.models import get_builder
 
     try:
         builder = get_builder(name)

@@ -68,13 +68,13 @@ def all_gather_cat(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def broadcast_flag(flag: bool, info: DistInfo) -> bool:
-    """True on every process if it is True on any (e.g. "stop now")."""
+def all_gather_strings(items: list[str], info: DistInfo) -> list[str]:
+    """Concatenate every process's list of strings (e.g. unreadable files), in rank order."""
     if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0])
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+        return items
+    out: list[list[str]] = [None] * info.world_size  # type: ignore[list-item]
+    dist.all_gather_object(out, items)
+    return [s for part in out for s in part]
 
 
 class ShardedSampler(Sampler[int]):

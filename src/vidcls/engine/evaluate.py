@@ -17,11 +17,14 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from vidcls.data.dataset import collate_clips
+from vidcls.engine import builders
 from vidcls.engine import checkpoint as ckpt
 from vidcls.engine.config import Config, ConfigError
 from vidcls.engine.distributed import (ShardedSampler, cleanup_distributed, init_distributed)
 from vidcls.engine.metrics import plot_confusion, write_confusion_csv, write_predictions
-from vidcls.engine.trainer import resolve_device, run_inference, score_inference
+from vidcls.engine.inference import run_inference, score_inference
+from vidcls.engine.runtime import resolve_device
 
 
 def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
@@ -29,8 +32,6 @@ def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
              num_crops: int | None = None, twice: bool | None = None,
              batch_size: int | None = None, progress: bool = True) -> dict:
     """Evaluate ``checkpoint`` on ``split`` of the dataset in ``cfg``; returns the metrics."""
-    from vidcls.engine import data as vdata
-
     probe = resolve_device(cfg.device)
     info = init_distributed(probe.type)
     try:
@@ -38,7 +39,7 @@ def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
         model, meta = ckpt.load_model(checkpoint, device=device)
         prep = dict(meta["preprocessing"])
         classes = list(meta["classes"])
-        records, data_classes = vdata.read_split(cfg, split)
+        records, data_classes = builders.read_split(cfg, split)
         if len(data_classes) != len(classes):
             raise ConfigError(f"the {split} annotations have {len(data_classes)} classes but the "
                               f"checkpoint was trained on {len(classes)}; evaluate on the same "
@@ -49,13 +50,13 @@ def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
         twice = e.twice if twice is None else twice
         prep.setdefault("num_frames", meta["model"].get("num_frames", cfg.data.num_frames))
         prep.setdefault("sampling", cfg.data.sampling)
-        dataset = vdata.build_eval_dataset(cfg, records, classes, prep, num_clips=num_clips,
-                                           num_crops=num_crops, twice=twice)
+        dataset = builders.build_eval_dataset(cfg, records, classes, prep, num_clips=num_clips,
+                                              num_crops=num_crops, twice=twice)
         sampler = ShardedSampler(len(dataset), num_replicas=info.world_size, rank=info.rank,
                                  shuffle=False)
         bs = batch_size or e.batch_size or cfg.data.batch_size
         loader = DataLoader(dataset, batch_size=bs, sampler=sampler,
-                            num_workers=cfg.data.workers, collate_fn=vdata.collate,
+                            num_workers=cfg.data.workers, collate_fn=collate_clips,
                             generator=torch.Generator().manual_seed(0))
         mean = torch.tensor(prep["mean"], dtype=torch.float32, device=device)
         std = torch.tensor(prep["std"], dtype=torch.float32, device=device)

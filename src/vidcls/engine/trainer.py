@@ -13,32 +13,37 @@ Stopping: SIGTERM / SIGINT set a flag that every process sees (all-reduced each 
 finishes the current optimizer step, writes ``last`` with the position inside the epoch and
 returns. A loss that becomes NaN/inf stops the run with ``TrainingDiverged`` without writing a
 checkpoint, so ``last`` stays the last good state.
+
+Scoring the validation set is ``engine.inference``; device, seeds, precision and the stop
+flag are ``engine.runtime``; config -> datasets is ``engine.builders``.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import math
-import os
-import random
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-import numpy as np
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from vidcls.data.dataset import collate_clips
+from vidcls.data.transforms import normalize
+from vidcls.engine import builders
 from vidcls.engine import checkpoint as ckpt
 from vidcls.engine.config import Config, ConfigError, resolve_accumulation, save_config
-from vidcls.engine.distributed import (DistInfo, ShardedSampler, all_gather_cat, all_reduce_sum,
+from vidcls.engine.distributed import (ShardedSampler, all_gather_strings, all_reduce_sum,
                                        barrier, cleanup_distributed, init_distributed)
-from vidcls.engine.metrics import classification_metrics, multilabel_metrics
+from vidcls.engine.inference import run_inference, score_inference
 from vidcls.engine.optim import (build_optimizer, build_scheduler, classification_loss,
                                  effective_lr, freeze_partial_bn, set_partial_bn_eval)
+from vidcls.engine.runtime import (StopFlag, autocast_context, progress_bar, resolve_device,
+                                   seed_everything, set_deterministic)
 
 
 class TrainingDiverged(RuntimeError):
@@ -54,61 +59,6 @@ class FitResult:
     stopped_by: str | None = None  # "SIGTERM" / "SIGINT" when interrupted
     last_checkpoint: Path | None = None
     best_checkpoint: Path | None = None
-
-
-# --------------------------------------------------------------------------------------
-# Small helpers
-# --------------------------------------------------------------------------------------
-
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    if spec == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"config key device: {spec!r} requested but CUDA is not available "
-                          f"(set device=cpu or device=auto)")
-    if spec == "cuda":
-        return torch.device(f"cuda:{local_rank}")
-    return torch.device(spec)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def autocast_context(device: torch.device, precision: str):
-    """bf16 autocast on CPU/CUDA, fp16 on CUDA only; fp32 = no autocast."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("config key train.precision: fp16 needs a CUDA device; "
-                          "use bf16 on CPU (train.precision=bf16)")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def normalize_clip(clip: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 ``(..., 3, H, W)`` -> float, scaled to [0, 1] and normalised per channel.
-
-    Done on the device after the uint8 batch arrives: 4x less host->device traffic than floats.
-    """
-    x = clip.float().div_(255.0)
-    shape = (3, 1, 1)
-    return x.sub_(mean.view(shape)).div_(std.view(shape))
-
-
-def forward_views(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Scores for a batch with or without a views axis.
-
-    ``x`` is ``(B, T, 3, H, W)`` -> logits ``(B, K)``, or ``(B, V, T, 3, H, W)`` (multi-clip x
-    multi-crop testing) -> softmax probabilities averaged over the ``V`` views ``(B, K)``.
-    """
-    if x.dim() == 5:
-        return model(x)
-    b, v = x.shape[:2]
-    logits = model(x.flatten(0, 1))  # (B*V, K)
-    return logits.float().softmax(dim=-1).view(b, v, -1).mean(dim=1)  # (B, K)
 
 
 class MetricsLogger:
@@ -146,119 +96,6 @@ class MetricsLogger:
             self.tb.close()
 
 
-class _StopFlag:
-    """SIGTERM / SIGINT -> remember the signal; a second Ctrl-C interrupts immediately."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGTERM, signal.SIGINT):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-        print(f"\nvidcls: got {signal.Signals(signum).name}; finishing this step and saving a "
-              f"checkpoint (Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-    @property
-    def name(self) -> str | None:
-        return signal.Signals(self.signum).name if self.signum else None
-
-
-def _progress(*, total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, dynamic_ncols=True, leave=False, file=sys.stderr,
-                mininterval=0.5, unit="step")
-
-
-# --------------------------------------------------------------------------------------
-# Inference over a loader (validation, eval)
-# --------------------------------------------------------------------------------------
-
-@torch.no_grad()
-def run_inference(model: nn.Module, loader: DataLoader, *, device: torch.device,
-                  mean: torch.Tensor, std: torch.Tensor, precision: str = "fp32",
-                  dist_info: DistInfo | None = None, progress: bool = False,
-                  desc: str = "eval") -> dict:
-    """Scores of every video in ``loader.dataset``, gathered from all processes.
-
-    Returns ``{"index": (N,), "scores": (N, K), "labels": (N,) or (N, K), "logits_are_probs":
-    bool, "bad": [...]}`` ordered by dataset index, each video once (sampler padding removed).
-    """
-    dist_info = dist_info or DistInfo()
-    model.eval()
-    idx_parts, score_parts, label_parts, bad = [], [], [], []
-    multi_view = False
-    bar = _progress(total=len(loader), desc=desc, enabled=progress and dist_info.is_main)
-    for batch in loader:
-        clip = batch["clip"].to(device, non_blocking=True)
-        multi_view = clip.dim() == 6
-        x = normalize_clip(clip, mean, std)
-        with autocast_context(device, precision):
-            scores = forward_views(model, x)
-        score_parts.append(scores.float().cpu())
-        idx_parts.append(torch.as_tensor(batch["index"]).long())
-        label_parts.append(torch.as_tensor(batch["label"]))
-        bad.extend(batch.get("bad") or [])
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    index = torch.cat(idx_parts)
-    scores = torch.cat(score_parts)
-    labels = torch.cat(label_parts)
-    if dist_info.enabled:
-        index = all_gather_cat(index, dist_info)
-        scores = all_gather_cat(scores, dist_info)
-        labels = all_gather_cat(labels, dist_info)
-        bad = _gather_strings(bad, dist_info)
-    order = torch.argsort(index, stable=True)
-    index, scores, labels = index[order], scores[order], labels[order]
-    keep = torch.ones(len(index), dtype=torch.bool)
-    keep[1:] = index[1:] != index[:-1]  # drop the sampler's wrap-around padding
-    return {"index": index[keep], "scores": scores[keep], "labels": labels[keep],
-            "probs": multi_view, "bad": sorted(set(bad))}
-
-
-def _gather_strings(items: list[str], info: DistInfo) -> list[str]:
-    import torch.distributed as dist
-
-    out: list[list[str]] = [None] * info.world_size  # type: ignore[list-item]
-    dist.all_gather_object(out, items)
-    return [s for part in out for s in part]
-
-
-def score_inference(result: dict, num_classes: int) -> dict:
-    """Metrics (and loss) for ``run_inference``'s output."""
-    scores, labels = result["scores"], result["labels"]
-    if labels.is_floating_point() and labels.dim() == 2:
-        return multilabel_metrics(scores, labels)
-    metrics = classification_metrics(scores, labels, num_classes)
-    if result["probs"]:
-        loss = nn.functional.nll_loss(scores.clamp_min(1e-12).log(), labels)
-    else:
-        loss = nn.functional.cross_entropy(scores, labels)
-    metrics["loss"] = loss.item()
-    return metrics
-
-
-# --------------------------------------------------------------------------------------
-# The trainer
-# --------------------------------------------------------------------------------------
-
 class Trainer:
     """Owns model, optimizer, data loaders and run directory for one ``fit``."""
 
@@ -270,36 +107,30 @@ class Trainer:
         self.out = Path(cfg.output_dir)
         self.ckpt_dir = self.out / "checkpoints"
         if cfg.train.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            set_deterministic()
         seed_everything(cfg.seed)  # same initial weights on every process
 
         d = cfg.data
         if datasets is None:
-            from vidcls.engine import data as vdata
-
-            train_records, self.classes = vdata.read_split(cfg, "train")
-            val_records, val_classes = vdata.read_split(cfg, "val")
+            train_records, self.classes = builders.read_split(cfg, "train")
+            val_records, val_classes = builders.read_split(cfg, "val")
             if len(val_classes) != len(self.classes):
                 raise ConfigError(f"validation annotations have {len(val_classes)} classes, "
                                   f"training {len(self.classes)}; they must share one class list")
         else:
             self.train_set, self.val_set, self.classes = datasets
         self.num_classes = len(self.classes)
-        self.model = model if model is not None else self._build_model()
-        from vidcls.engine.data import dataset_preprocessing
-
-        self.preprocessing = dataset_preprocessing(cfg, getattr(self.model, "preprocessing", {}))
+        if model is None:
+            model = builders.build_model(cfg, self.num_classes, verbose=self.dist.is_main)
+        self.model = model
+        prep = builders.dataset_preprocessing(cfg, getattr(model, "preprocessing", {}))
+        self.preprocessing = prep
         if datasets is None:
-            self.train_set = vdata.build_train_dataset(cfg, train_records, self.classes,
-                                                       self.preprocessing)
-            self.val_set = vdata.build_eval_dataset(cfg, val_records, self.classes,
-                                                    self.preprocessing)
+            self.train_set = builders.build_train_dataset(cfg, train_records, self.classes, prep)
+            self.val_set = builders.build_eval_dataset(cfg, val_records, self.classes, prep)
             if d.cache_mb > 0 and d.workers > 0:  # workers copy the cache as it is at start
                 for dataset in (self.train_set, self.val_set):
                     dataset.fill_cache()
-        prep = self.preprocessing
         self.mean = torch.tensor(prep["mean"], dtype=torch.float32, device=self.device)
         self.std = torch.tensor(prep["std"], dtype=torch.float32, device=self.device)
 
@@ -349,24 +180,6 @@ class Trainer:
         self.history: list[dict] = []
 
     # ---- construction -----------------------------------------------------------------
-    def _build_model(self) -> nn.Module:
-        from vidcls.models import create_model
-
-        m = self.cfg.model
-        options = dict(m.options)
-        if m.pretrained:
-            if not Path(m.pretrained).is_file():
-                raise ConfigError(f"config key model.pretrained: file {m.pretrained!r} not found")
-            options["pretrained"] = m.pretrained
-        model = create_model(m.name, num_classes=self.num_classes,
-                             num_frames=self.cfg.data.num_frames, **options)
-        if m.init:
-            skipped = ckpt.init_from_checkpoint(model, m.init)
-            if skipped and self.dist.is_main:
-                print(f"vidcls: initialised from {m.init}; new head for {self.num_classes} "
-                      f"classes ({', '.join(skipped)} not taken)", file=sys.stderr)
-        return model
-
     def _epoch_seed(self) -> int:
         """Same on every process: the dataset derives each clip's augmentation from
         ``(seed, epoch, index, torch.initial_seed())``, so with ``workers=0`` a clip gets the
@@ -374,12 +187,10 @@ class Trainer:
         return (self.cfg.seed * 1_000_003 + self.epoch * 7919) % 2**31
 
     def _loader(self, dataset, sampler, batch_size: int, *, epoch: int = 0) -> DataLoader:
-        from vidcls.engine.data import collate
-
         workers = self.cfg.data.workers
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch * 101)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
-                          num_workers=workers, collate_fn=collate,
+                          num_workers=workers, collate_fn=collate_clips,
                           pin_memory=self.device.type == "cuda", generator=g,
                           persistent_workers=False, drop_last=False,
                           prefetch_factor=2 if workers > 0 else None)
@@ -426,7 +237,7 @@ class Trainer:
         del state
 
     # ---- one epoch --------------------------------------------------------------------
-    def train_epoch(self, logger: MetricsLogger, stop: _StopFlag) -> dict:
+    def train_epoch(self, logger: MetricsLogger, stop: StopFlag) -> dict:
         cfg, t = self.cfg, self.cfg.train
         model = self.train_model
         model.train()
@@ -444,9 +255,9 @@ class Trainer:
             self.train_set.set_epoch(self.epoch)
         loader = self._loader(self.train_set, self.train_sampler, bs, epoch=self.epoch)
         steps_left = self.steps_per_epoch - skip // self.accum
-        bar = _progress(total=self.steps_per_epoch,
-                        desc=f"epoch {self.epoch + 1}/{t.epochs}",
-                        enabled=self.progress and self.dist.is_main)
+        bar = progress_bar(total=self.steps_per_epoch,
+                           desc=f"epoch {self.epoch + 1}/{t.epochs}",
+                           enabled=self.progress and self.dist.is_main)
         if bar is not None:
             bar.update(skip // self.accum)
         sums = torch.zeros(3, dtype=torch.float64)  # loss*n, correct, n (this process)
@@ -469,7 +280,7 @@ class Trainer:
             bad.extend(batch.get("bad") or [])
             clip = batch["clip"].to(self.device, non_blocking=True)
             target = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
-            x = normalize_clip(clip, self.mean, self.std)
+            x = normalize(clip, self.mean, self.std)
             last_micro = micro + 1 == self.accum
             sync = contextlib.nullcontext() if (last_micro or not self.dist.enabled) \
                 else model.no_sync()
@@ -534,7 +345,7 @@ class Trainer:
             bar.close()
         del it, loader
         if self.dist.enabled:
-            bad = _gather_strings(bad, self.dist)
+            bad = all_gather_strings(bad, self.dist)
         n = max(sums[2].item(), 1)
         return {"train_loss": sums[0].item() / n, "train_top1": 100.0 * sums[1].item() / n,
                 "bad": sorted(set(bad))}
@@ -606,7 +417,7 @@ class Trainer:
                   file=sys.stderr)
         stopped = None
         try:
-            with _StopFlag() as stop:
+            with StopFlag() as stop:
                 while self.epoch < t.epochs:
                     start = time.perf_counter()
                     train_stats = self.train_epoch(logger, stop)
@@ -682,6 +493,4 @@ def fit(cfg: Config, *, resume: str | Path | bool | None = None, progress: bool 
         cleanup_distributed()
 
 
-__all__ = ["fit", "Trainer", "FitResult", "TrainingDiverged", "run_inference",
-           "score_inference", "normalize_clip", "forward_views", "autocast_context",
-           "resolve_device", "MetricsLogger"]
+__all__ = ["fit", "Trainer", "FitResult", "TrainingDiverged", "MetricsLogger"]

@@ -28,74 +28,27 @@ Model contract (shared by all vidcls models): input float ``(B, T, 3, H, W)``, n
 """
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from vidcls.models._preprocessing import TIMESFORMER
+from vidcls.models._registry import register_model
+from vidcls.models._weights import classifier_keys, strip_prefix
 from vidcls.models.attention import VARIANT_STAGES, Attention, grouped_attention
+from vidcls.models.vit_layers import DropPath, Mlp, PatchEmbed, pair
 
 __all__ = [
     "TimeSformer", "Block", "ATTENTION_TYPES", "resize_pos_embed", "resize_time_embed",
+    "resample_embeddings", "checkpoint_filter_fn", "timm_vit_to_timesformer_state_dict",
     "timesformer_base", "timesformer_hr", "timesformer_large",
 ]
 
 ATTENTION_TYPES = tuple(VARIANT_STAGES)
-
-# Kinetics normalisation of the reference configs (DATA.MEAN / DATA.STD).
-MEAN = (0.45, 0.45, 0.45)
-STD = (0.225, 0.225, 0.225)
-
-
-def _pair(v) -> tuple[int, int]:
-    if isinstance(v, int):
-        return v, v
-    v = tuple(int(i) for i in v)
-    if len(v) != 2:
-        raise ValueError(f"expected an int or a pair (height, width), got {v!r}")
-    return v
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: zero the whole residual branch of a random sample (training only)."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-class Mlp(nn.Module):
-    """Transformer feed-forward: fc1 -> GELU -> fc2 (reference names ``mlp.fc1`` / ``mlp.fc2``)."""
-
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.fc1(x)  # (..., hidden): the largest activation of the block
-        if torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling():
-            h = self.act(h)
-        else:
-            # Inference: nothing needs the pre-activation, so GELU in place saves one
-            # (tokens x 4D) buffer, the peak of the whole forward pass.
-            h = torch.ops.aten.gelu_(h)
-        return self.drop(self.fc2(self.drop(h)))
-
 
 class Block(nn.Module):
     """One TimeSformer encoder block: the attention stages of ``attention``, then the MLP.
@@ -170,19 +123,6 @@ class Block(nn.Module):
         return tokens[:, :1], tokens[:, 1:].reshape(B, T, N, D)  # views
 
 
-class PatchEmbed(nn.Module):
-    """Per-frame ``P x P`` patches -> ``D``-dim tokens via a stride-``P`` conv (``patch_embed.proj``)."""
-
-    def __init__(self, patch_size: int, in_chans: int, embed_dim: int):
-        super().__init__()
-        self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B*T, C, H, W)`` -> ``(B*T, D, H/P, W/P)``."""
-        return self.proj(x)
-
-
 def resize_pos_embed(pos_embed: Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int],
                      mode: str = "bicubic") -> Tensor:
     """Resample a ``(1, 1 + h*w, D)`` position embedding to another patch grid.
@@ -244,7 +184,7 @@ class TimeSformer(nn.Module):
         super().__init__()
         if attention not in VARIANT_STAGES:
             raise ValueError(f"unknown attention {attention!r}; choose one of {ATTENTION_TYPES}")
-        img_size = _pair(img_size)
+        img_size = pair(img_size)
         if img_size[0] % patch_size or img_size[1] % patch_size:
             raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}; "
                              f"use e.g. img_size={img_size[0] // patch_size * patch_size}")
@@ -261,12 +201,9 @@ class TimeSformer(nn.Module):
         self.pos_interpolation = pos_interpolation
         self.time_interpolation = time_interpolation
         self.grad_checkpointing = False
-        self.preprocessing = {
-            "mean": MEAN, "std": STD,
-            "input_size": img_size[0] if img_size[0] == img_size[1] else img_size,
-            # Reference testing (3 crops): short side scaled to the crop size, then crops.
-            "resize": min(img_size),
-        }
+        # Reference testing (3 crops): short side scaled to the crop size, then crops.
+        self.preprocessing = TIMESFORMER.replace(input_size=img_size, resize=min(img_size),
+                                                 num_frames=num_frames)
 
         num_patches = self.grid_size[0] * self.grid_size[1]
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
@@ -290,6 +227,20 @@ class TimeSformer(nn.Module):
         self.head_drop = nn.Dropout(dropout)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.reset_parameters()
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new head for ``num_classes`` classes (0: none, ``forward`` returns the cls
+        feature), initialised as at construction."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        if num_classes > 0:
+            nn.init.trunc_normal_(self.head.weight, std=0.02)
+            nn.init.zeros_(self.head.bias)
+        if getattr(self, "build_config", None):
+            self.build_config = {**self.build_config, "num_classes": num_classes}
 
     def reset_parameters(self) -> None:
         """ViT-B init: trunc-normal(0.02) linears / pos / cls; every stage ``*_fc`` and the time
@@ -379,17 +330,111 @@ class TimeSformer(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
+# Weights: the one embedding resampler and the filter that takes every known layout to ours.
+
+def resample_embeddings(state: Mapping[str, Tensor], model: "TimeSformer") -> dict[str, Tensor]:
+    """Fit a checkpoint's ``pos_embed`` (square patch grid) and ``time_embed`` to ``model``'s
+    grid and frame count, with the model's recorded interpolation modes (``nearest`` for
+    converted reference checkpoints, as the reference resizes)."""
+    out = dict(state)
+    pos = out.get("pos_embed")
+    if pos is not None and pos.shape[1] != model.pos_embed.shape[1]:
+        n = pos.shape[1] - 1
+        side = int(round(n ** 0.5))
+        if side * side != n:
+            raise ValueError(f"pos_embed has {n} patch positions, not a square grid; cannot "
+                             "infer the grid it was trained on")
+        out["pos_embed"] = resize_pos_embed(pos, (side, side), model.grid_size,
+                                            model.pos_interpolation)
+    time = out.get("time_embed")
+    if time is not None and model.time_embed is not None:
+        out["time_embed"] = resize_time_embed(time, model.num_frames, model.time_interpolation)
+    return out
+
+
+_TIMM_VIT_KEY = re.compile(
+    r"^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|norm\.(weight|bias)"
+    r"|head\.(weight|bias)"
+    r"|blocks\.\d+\.(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.(weight|bias))$")
+
+
+def timm_vit_to_timesformer_state_dict(vit_state: Mapping[str, Tensor], *, attention: str,
+                                       grid_size: tuple[int, int], num_classes: int,
+                                       pos_interpolation: str = "bicubic") -> dict[str, Tensor]:
+    """A timm image ViT state dict -> a TimeSformer state dict (without ``time_embed`` and the
+    zero-initialised ``*_fc``, which keep the model's own init).
+
+    As in the reference's ``load_pretrained``: every earlier attention stage (``temporal_attn``,
+    ``local_attn``, ``width_attn``) and its ``*_norm1`` start as copies of the block's spatial
+    ``attn`` / ``norm1``. The position embedding is resampled to ``grid_size``; the head is
+    dropped when its class count differs from ``num_classes``.
+    """
+    sd = strip_prefix(vit_state, "module.", "model.")
+    unknown = [k for k in sd if not _TIMM_VIT_KEY.match(k)]
+    if unknown:
+        raise KeyError(f"not a plain timm ViT state dict (cls token, learned pos_embed, no "
+                       f"layer scale / registers); unexpected keys: {unknown[:5]}")
+    out = dict(sd)
+    pos = out["pos_embed"]
+    old_n = pos.shape[1] - 1
+    side = int(round(old_n ** 0.5))
+    if side * side != old_n:
+        raise ValueError(f"pos_embed has {old_n} patch positions, not a square grid; "
+                         f"cannot infer the pretraining grid")
+    out["pos_embed"] = resize_pos_embed(pos, (side, side), grid_size, pos_interpolation)
+    if "head.weight" in out and (num_classes == 0 or out["head.weight"].shape[0] != num_classes):
+        del out["head.weight"], out["head.bias"]
+    prefixes = [p for p, _ in VARIANT_STAGES[attention][0]]
+    for key in list(sd):
+        m = re.match(r"^(blocks\.\d+\.)(attn|norm1)(\..*)$", key)
+        if m:
+            for p in prefixes:
+                out[f"{m[1]}{p}_{m[2]}{m[3]}"] = sd[key].clone()
+    return out
+
+
+def _image_vit_fresh_keys(model: "TimeSformer") -> list[str]:
+    """What an image ViT cannot provide: the time embedding and every stage projection."""
+    return [k for k in model.state_dict()
+            if k == "time_embed" or re.match(r"^blocks\.\d+\.\w+_fc\.(weight|bias)$", k)]
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: "TimeSformer"
+                         ) -> tuple[dict[str, Tensor], list[str]]:
+    """Weights for ``pretrained=`` / ``train --init`` / converters -> this model's names.
+
+    * a TimeSformer state dict, ours or the reference's (``model.`` / ``module.`` prefixes go;
+      recognised by ``time_embed`` or stage keys): embeddings resampled to the model's grid and
+      frame count;
+    * a timm image ViT: inflated as the reference does (:func:`timm_vit_to_timesformer_state_dict`);
+      the time embedding and stage projections keep their zero init.
+
+    A head with another class count keeps its init (fine-tuning). Returns ``(state_dict, keys
+    left at their init)``.
+    """
+    sd = strip_prefix(strip_prefix(state_dict, "module."), "model.")
+    fresh: list[str] = []
+    if any(k == "time_embed" or "_attn." in k for k in sd):
+        sd = resample_embeddings(sd, model)
+    else:
+        sd = timm_vit_to_timesformer_state_dict(
+            sd, attention=model.attention, grid_size=model.grid_size,
+            num_classes=model.num_classes, pos_interpolation=model.pos_interpolation)
+        fresh = _image_vit_fresh_keys(model)
+    head = classifier_keys(model)
+    own = model.state_dict()
+    if any(k in sd and sd[k].shape != own[k].shape for k in head) or not all(k in sd for k in head):
+        sd = {k: v for k, v in sd.items() if k not in head}
+        fresh += head
+    return sd, fresh
+
+
+# ---------------------------------------------------------------------------------------------
 # Builders: only architecture arguments. All are ViT-B/16 (D=768, L=12, A=12, MLP 3072).
-
-def _build(defaults: dict, kwargs: dict) -> TimeSformer:
-    pretrained = kwargs.pop("pretrained", None)
-    model = TimeSformer(**{**defaults, **kwargs})
-    if pretrained:
-        from vidcls.convert import load_timesformer_weights
-        load_timesformer_weights(model, Path(pretrained))
-    return model
+_register = register_model(filter_fn=checkpoint_filter_fn)
 
 
+@_register
 def timesformer_base(*, num_classes: int = 400, num_frames: int = 8,
                      attention: str = "divided", img_size: int = 224, **kwargs) -> TimeSformer:
     """TimeSformer (8 frames x 224).
@@ -400,19 +445,21 @@ def timesformer_base(*, num_classes: int = 400, num_frames: int = 8,
     attention copied into the temporal one, as the reference does) or a TimeSformer weight
     file, ours or the reference's (.safetensors / .pth / .pyth state dict).
     """
-    return _build(dict(num_classes=num_classes, num_frames=num_frames, attention=attention,
-                       img_size=img_size), kwargs)
+    return TimeSformer(num_classes=num_classes, num_frames=num_frames, attention=attention,
+                       img_size=img_size, **kwargs)
 
 
+@_register
 def timesformer_hr(*, num_classes: int = 400, num_frames: int = 16,
                    attention: str = "divided", img_size: int = 448, **kwargs) -> TimeSformer:
     """TimeSformer-HR (16 frames x 448); keywords as :func:`timesformer_base`."""
-    return _build(dict(num_classes=num_classes, num_frames=num_frames, attention=attention,
-                       img_size=img_size), kwargs)
+    return TimeSformer(num_classes=num_classes, num_frames=num_frames, attention=attention,
+                       img_size=img_size, **kwargs)
 
 
+@_register
 def timesformer_large(*, num_classes: int = 400, num_frames: int = 96,
                       attention: str = "divided", img_size: int = 224, **kwargs) -> TimeSformer:
     """TimeSformer-L (96 frames x 224); keywords as :func:`timesformer_base`."""
-    return _build(dict(num_classes=num_classes, num_frames=num_frames, attention=attention,
-                       img_size=img_size), kwargs)
+    return TimeSformer(num_classes=num_classes, num_frames=num_frames, attention=attention,
+                       img_size=img_size, **kwargs)

@@ -31,24 +31,24 @@ nominal value (sampling default, checkpoint metadata), not a constraint.
 """
 from __future__ import annotations
 
-import os
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidcls.models._preprocessing import IMAGENET
+from vidcls.models._registry import register_model
+from vidcls.models._weights import classifier_keys
 from vidcls.models.mobilenetv2 import MobileNetV2, mobilenet_v2
 from vidcls.models.resnet import ResNet, resnet18, resnet34, resnet50, resnet101
 from vidcls.ops.temporal_shift import SHIFT_MODES, TemporalShift, is_exporting
 
-__all__ = ["TSN", "TemporalPoolStage", "SHIFT_PLACES", "load_backbone_weights",
+__all__ = ["TSN", "TemporalPoolStage", "SHIFT_PLACES", "checkpoint_filter_fn",
            "tsn_resnet18", "tsn_resnet34", "tsn_resnet50", "tsn_resnet101", "tsn_mobilenetv2",
            "tsm_resnet18", "tsm_resnet34", "tsm_resnet50", "tsm_resnet101", "tsm_mobilenetv2"]
 
 SHIFT_PLACES = ("residual", "inplace")
-IMAGENET_PREPROCESSING = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                              input_size=224, resize=256)
 _BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "resnet101": resnet101,
     "mobilenetv2": mobilenet_v2,
@@ -101,15 +101,13 @@ class TSN(nn.Module):
         self.num_frames = num_frames
         self.temporal_pool = temporal_pool
         self.tsm: dict[str, Any] | None = None  # shift options once make_tsm() ran
-        self.preprocessing = dict(IMAGENET_PREPROCESSING)
+        self.preprocessing = IMAGENET.replace(num_frames=num_frames)
         self.backbone = backbone
         self.num_features = backbone.num_features
         if temporal_pool:
             backbone.layer2 = TemporalPoolStage(backbone.layer2, num_frames)
         self.dropout = nn.Dropout(p=dropout)
-        self.head = nn.Linear(self.num_features, num_classes)
-        nn.init.normal_(self.head.weight, 0, 0.001)  # the TSM repo's new_fc init
-        nn.init.zeros_(self.head.bias)
+        self.reset_classifier(num_classes)
 
     # ------------------------------------------------------------------ shift insertion
     def make_tsm(self, shift_div: int = 8, shift_place: str = "residual",
@@ -184,64 +182,74 @@ class TSN(nn.Module):
         frames_out = num_frames // 2 if self.temporal_pool else num_frames
         return feats.reshape(-1, frames_out, feats.shape[-1])  # (B, T', C)
 
-    def forward_head(self, feats: Tensor, pre_consensus: bool = False) -> Tensor:
-        """``(B, T', C)`` features -> logits ``(B, K)`` (``(B, T', K)`` if ``pre_consensus``)."""
-        logits = self.head(self.dropout(feats))  # (B, T', K)
-        return logits if pre_consensus else logits.mean(dim=1)
+    def forward_head(self, feats: Tensor, pre_logits: bool = False) -> Tensor:
+        """``(B, T', C)`` features -> logits ``(B, K)``: the average consensus of the per-frame
+        logits (``pre_logits=True``: the frame-averaged features ``(B, C)`` the head sees)."""
+        feats = self.dropout(feats)
+        if pre_logits:
+            return feats.mean(dim=1)  # (B, C)
+        return self.head(feats).mean(dim=1)  # (B, T', K) -> (B, K)
 
     def forward_frames(self, x: Tensor) -> Tensor:
         """Per-frame logits ``(B, T', K)``; their mean over frames is ``forward(x)``."""
-        return self.forward_head(self.forward_features(x), pre_consensus=True)
+        return self.head(self.dropout(self.forward_features(x)))  # (B, T', K)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised head for ``num_classes`` classes (fine-tuning)."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes)
+        nn.init.normal_(self.head.weight, 0, 0.001)  # the TSM repo's new_fc init
+        nn.init.zeros_(self.head.bias)
+        if getattr(self, "build_config", None):
+            self.build_config = {**self.build_config, "num_classes": num_classes}
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
 
 # ---------------------------------------------------------------------- weights
-def _read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"pretrained weight file {path!r} does not exist")
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        return load_file(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):  # common wrappers around a state dict
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path!r} holds a {type(state).__name__}, not a state dict")
-    return state
+_IMAGE_CLASSIFIERS = ("fc.", "classifier.")  # torchvision ResNet / MobileNetV2 heads
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
-    """Load a torchvision ImageNet state dict (``.pth`` or ``.safetensors``) into ``backbone``.
+def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: "TSN"
+                         ) -> tuple[dict[str, Tensor], list[str]]:
+    """Weights for ``pretrained=`` / ``train --init`` -> this model's names.
 
-    Strict, except that the ImageNet classifier (``fc.*`` / ``classifier.*``) is skipped: the
-    video model has its own head.
+    * a torchvision ImageNet state dict (``conv1.weight``, ``layer1.0...``, ``features.*``):
+      becomes ``backbone.*``; its ImageNet classifier (``fc.*`` / ``classifier.*``) is dropped
+      and the video head keeps its own init;
+    * a vidcls TSN/TSM state dict (``backbone.*``, ``head.*``): taken as is, except a head of
+      another class count (fine-tuning), which keeps its init.
+
+    Returns ``(state_dict, keys left at their init)``.
     """
-    state = {k: v for k, v in _read_state_dict(path).items()
-             if not k.startswith(("fc.", "classifier."))}
-    missing, unexpected = backbone.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{os.fspath(path)!r} does not match the {type(backbone).__name__} backbone: "
-            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected "
-            f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''} (expected torchvision "
-            f"parameter names, e.g. a torchvision resnet50 / mobilenet_v2 state dict)")
+    head = classifier_keys(model)
+    if not any(k.startswith("backbone.") for k in state_dict):
+        state = {f"backbone.{k}": v for k, v in state_dict.items()
+                 if not k.startswith(_IMAGE_CLASSIFIERS)}
+        return state, head
+    state = dict(state_dict)
+    own = model.state_dict()
+    if any(k in state and state[k].shape != own[k].shape for k in head):
+        for k in head:
+            state.pop(k, None)
+        return state, head
+    return state, []
 
 
 # ---------------------------------------------------------------------- builders
 _SHIFT_OPTIONS = ("shift_div", "shift_place", "shift_mode")
+_register = register_model(filter_fn=checkpoint_filter_fn)
 
 
 def _build(arch: str, *, num_classes: int, num_frames: int, dropout: float, temporal_pool: bool,
-           pretrained: str | os.PathLike | None, tsm: dict[str, Any] | None) -> TSN:
+           tsm: dict[str, Any] | None) -> TSN:
     if not isinstance(num_frames, int) or num_frames < 1:
         raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
     backbone = _BACKBONES[arch](num_classes=0)
-    if pretrained is not None:
-        load_backbone_weights(backbone, pretrained)
     model = TSN(backbone, arch=arch, num_classes=num_classes, num_frames=num_frames,
                 dropout=dropout, temporal_pool=temporal_pool)
     if tsm is not None:
@@ -250,7 +258,7 @@ def _build(arch: str, *, num_classes: int, num_frames: int, dropout: float, temp
 
 
 def _tsn(arch: str, num_classes: int, num_frames: int, dropout: float, temporal_pool: bool,
-         pretrained, options: dict[str, Any]) -> TSN:
+         options: dict[str, Any]) -> TSN:
     if options:
         shift = sorted(set(options) & set(_SHIFT_OPTIONS))
         if shift:
@@ -259,76 +267,81 @@ def _tsn(arch: str, num_classes: int, num_frames: int, dropout: float, temporal_
         raise ValueError(f"tsn_{arch} got unknown options {sorted(options)}; it accepts "
                          "num_classes, num_frames, dropout, temporal_pool, pretrained")
     return _build(arch, num_classes=num_classes, num_frames=num_frames, dropout=dropout,
-                  temporal_pool=temporal_pool, pretrained=pretrained, tsm=None)
+                  temporal_pool=temporal_pool, tsm=None)
 
 
 def _tsm(arch: str, num_classes: int, num_frames: int, dropout: float, temporal_pool: bool,
-         pretrained, shift_div: int, shift_place: str, shift_mode: str) -> TSN:
+         shift_div: int, shift_place: str, shift_mode: str) -> TSN:
     return _build(arch, num_classes=num_classes, num_frames=num_frames, dropout=dropout,
-                  temporal_pool=temporal_pool, pretrained=pretrained,
+                  temporal_pool=temporal_pool,
                   tsm=dict(shift_div=shift_div, shift_place=shift_place, shift_mode=shift_mode))
 
 
+@_register
 def tsn_resnet18(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5,
-                 temporal_pool: bool = False, pretrained=None, **options) -> TSN:
-    return _tsn("resnet18", num_classes, num_frames, dropout, temporal_pool, pretrained, options)
+                 temporal_pool: bool = False, **options) -> TSN:
+    return _tsn("resnet18", num_classes, num_frames, dropout, temporal_pool, options)
 
 
+@_register
 def tsn_resnet34(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5,
-                 temporal_pool: bool = False, pretrained=None, **options) -> TSN:
-    return _tsn("resnet34", num_classes, num_frames, dropout, temporal_pool, pretrained, options)
+                 temporal_pool: bool = False, **options) -> TSN:
+    return _tsn("resnet34", num_classes, num_frames, dropout, temporal_pool, options)
 
 
+@_register
 def tsn_resnet50(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5,
-                 temporal_pool: bool = False, pretrained=None, **options) -> TSN:
-    return _tsn("resnet50", num_classes, num_frames, dropout, temporal_pool, pretrained, options)
+                 temporal_pool: bool = False, **options) -> TSN:
+    return _tsn("resnet50", num_classes, num_frames, dropout, temporal_pool, options)
 
 
+@_register
 def tsn_resnet101(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5,
-                  temporal_pool: bool = False, pretrained=None, **options) -> TSN:
-    return _tsn("resnet101", num_classes, num_frames, dropout, temporal_pool, pretrained, options)
+                  temporal_pool: bool = False, **options) -> TSN:
+    return _tsn("resnet101", num_classes, num_frames, dropout, temporal_pool, options)
 
 
+@_register
 def tsn_mobilenetv2(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5,
-                    temporal_pool: bool = False, pretrained=None, **options) -> TSN:
-    return _tsn("mobilenetv2", num_classes, num_frames, dropout, temporal_pool, pretrained, options)
+                    temporal_pool: bool = False, **options) -> TSN:
+    return _tsn("mobilenetv2", num_classes, num_frames, dropout, temporal_pool, options)
 
 
+@_register
 def tsm_resnet18(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5,
                  shift_div: int = 8, shift_place: str = "residual",
-                 shift_mode: str = "bidirectional", temporal_pool: bool = False,
-                 pretrained=None) -> TSN:
-    return _tsm("resnet18", num_classes, num_frames, dropout, temporal_pool, pretrained,
+                 shift_mode: str = "bidirectional", temporal_pool: bool = False) -> TSN:
+    return _tsm("resnet18", num_classes, num_frames, dropout, temporal_pool,
                 shift_div, shift_place, shift_mode)
 
 
+@_register
 def tsm_resnet34(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5,
                  shift_div: int = 8, shift_place: str = "residual",
-                 shift_mode: str = "bidirectional", temporal_pool: bool = False,
-                 pretrained=None) -> TSN:
-    return _tsm("resnet34", num_classes, num_frames, dropout, temporal_pool, pretrained,
+                 shift_mode: str = "bidirectional", temporal_pool: bool = False) -> TSN:
+    return _tsm("resnet34", num_classes, num_frames, dropout, temporal_pool,
                 shift_div, shift_place, shift_mode)
 
 
+@_register
 def tsm_resnet50(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5,
                  shift_div: int = 8, shift_place: str = "residual",
-                 shift_mode: str = "bidirectional", temporal_pool: bool = False,
-                 pretrained=None) -> TSN:
-    return _tsm("resnet50", num_classes, num_frames, dropout, temporal_pool, pretrained,
+                 shift_mode: str = "bidirectional", temporal_pool: bool = False) -> TSN:
+    return _tsm("resnet50", num_classes, num_frames, dropout, temporal_pool,
                 shift_div, shift_place, shift_mode)
 
 
+@_register
 def tsm_resnet101(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5,
                   shift_div: int = 8, shift_place: str = "residual",
-                  shift_mode: str = "bidirectional", temporal_pool: bool = False,
-                  pretrained=None) -> TSN:
-    return _tsm("resnet101", num_classes, num_frames, dropout, temporal_pool, pretrained,
+                  shift_mode: str = "bidirectional", temporal_pool: bool = False) -> TSN:
+    return _tsm("resnet101", num_classes, num_frames, dropout, temporal_pool,
                 shift_div, shift_place, shift_mode)
 
 
+@_register
 def tsm_mobilenetv2(*, num_classes: int = 400, num_frames: int = 8, dropout: float = 0.5,
                     shift_div: int = 8, shift_place: str = "residual",
-                    shift_mode: str = "bidirectional", temporal_pool: bool = False,
-                    pretrained=None) -> TSN:
-    return _tsm("mobilenetv2", num_classes, num_frames, dropout, temporal_pool, pretrained,
+                    shift_mode: str = "bidirectional", temporal_pool: bool = False) -> TSN:
+    return _tsm("mobilenetv2", num_classes, num_frames, dropout, temporal_pool,
                 shift_div, shift_place, shift_mode)

@@ -154,27 +154,13 @@ def temporal_shift(x: torch.Tensor, num_frames: int, shift_div: int = 8,
     return out.reshape(x.shape)  # (N*T, C, H, W)
 
 
-def temporal_shift_reference_style(x: torch.Tensor, num_frames: int, shift_div: int = 8) -> torch.Tensor:
-    """The TSM authors' formulation (full zero buffer, then three copies); for benchmarks only."""
-    channels, height, width = x.shape[1:]
-    x5 = x.reshape(-1, num_frames, channels, height, width)  # (N, T, C, H, W)
-    fold = channels // shift_div
-    out = torch.zeros_like(x5)
-    out[:, :-1, :fold] = x5[:, 1:, :fold]
-    out[:, 1:, fold:2 * fold] = x5[:, :-1, fold:2 * fold]
-    out[:, :, 2 * fold:] = x5[:, :, 2 * fold:]
-    return out.reshape(x.shape)  # (N*T, C, H, W)
-
-
 class TemporalShift(nn.Module):
     """Parameter-free module form of :func:`temporal_shift`, one per shifted block.
 
     ``channels`` is the channel count it will see (it fixes ``fold`` and the shape of the online
     cache). ``num_frames`` is set by the owning model from the input clip at every forward, so
-    any clip length works. For streaming (:mod:`vidcls.streaming`) an ``online`` hand-off object
-    can be attached: the module then treats its input as one frame ``(B, C, H, W)``, replaces the
-    first ``fold`` channels with the cached ones of the previous frame and hands the current
-    frame's first ``fold`` channels back as the next cache -- the authors' online demo step.
+    any clip length works. Streaming one frame at a time (:mod:`vidcls.models.online_tsm`) swaps
+    these modules out for the duration of a frame; this op stays a pure clip-level shift.
     """
 
     def __init__(self, channels: int, shift_div: int = 8, mode: str = "bidirectional",
@@ -188,7 +174,6 @@ class TemporalShift(nn.Module):
         self.shift_div = shift_div
         self.mode = mode
         self.num_frames = num_frames
-        self.online = None  # set by vidcls.streaming while stepping frame by frame
 
     @property
     def fold(self) -> int:
@@ -199,20 +184,7 @@ class TemporalShift(nn.Module):
         return self.mode == "bidirectional"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.online is not None:
-            return self.online(self, x)
         return temporal_shift(x, self.num_frames, self.shift_div, self.bidirectional)
-
-    def online_step(self, x: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One frame ``x (B, C, H, W)`` of the unidirectional shift.
-
-        Returns ``(shifted, new_cache)``: ``shifted`` = cached ``fold`` channels of the previous
-        frame followed by channels ``[fold, C)`` of ``x``; ``new_cache`` = ``x[:, :fold]``.
-        """
-        fold = self.fold
-        shifted = torch.cat([cache, x[:, fold:]], dim=1)  # (B, C, H, W)
-        # clone: the cache outlives this forward, so it must not alias an activation buffer
-        return shifted, x[:, :fold].clone()
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, shift_div={self.shift_div}, mode={self.mode}"

@@ -1,5 +1,5 @@
 """``vidcls convert | export | stream``: argument parsing only; the work is in
-``vidcls.convert``, ``vidcls.export`` and ``vidcls.stream``."""
+:mod:`vidcls.convert`, :mod:`vidcls.export` and :mod:`vidcls.stream`."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def _err(command: str, err: BaseException) -> int:
-    print(f"vidcls {command}: error: {err}", file=sys.stderr)
-    return 2
+from vidcls.cli._common import fail
 
 
 # ------------------------------------------------------------------------------ convert
@@ -25,7 +22,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     try:
         out = convert_checkpoint(args.src, args.dst, args.fmt, **options)
     except (ValueError, FileNotFoundError, KeyError) as err:
-        return _err("convert", err)
+        return fail("convert", err)
     from vidcls.engine.checkpoint import read_meta
 
     meta = read_meta(out)
@@ -39,11 +36,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_convert_parser(sub) -> None:
-    from vidcls.convert import FORMATS
+def _add_convert_parser(subparsers) -> None:
+    from vidcls.convert import FORMATS  # the --from choices
 
-    p = sub.add_parser(
-        "convert", help="convert a published checkpoint into a vidcls checkpoint",
+    p = subparsers.add_parser(
+        "convert",
         description="Convert a checkpoint of the reference implementations into a vidcls "
                     "checkpoint (model.safetensors + meta.json) for predict, eval, stream and "
                     "train --init. Settings the file does not store are read from its name "
@@ -93,7 +90,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     num_frames=args.num_frames, opset=args.opset, meta=meta,
                     exporter=args.exporter)
     except (ValueError, FileNotFoundError) as err:
-        return _err("export", err)
+        return fail("export", err)
     print(f"wrote {out}")
     if args.no_verify:
         return 0
@@ -117,11 +114,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0 if diff < 1e-3 else 1
 
 
-def add_export_parser(sub) -> None:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX (offline or online TSM)",
-                       description="Export a vidcls checkpoint to ONNX with a dynamic batch "
-                                   "axis. --online exports a unidirectional TSM as a step "
-                                   "function whose shift caches are explicit inputs/outputs.")
+def _add_export_parser(subparsers) -> None:
+    p = subparsers.add_parser("export", description="Export a vidcls checkpoint to ONNX with a "
+                                                    "dynamic batch axis. --online exports a "
+                                                    "unidirectional TSM as a step function "
+                                                    "whose shift caches are explicit "
+                                                    "inputs/outputs.")
     p.add_argument("checkpoint", help="vidcls checkpoint directory")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format")
     p.add_argument("--online", action="store_true", help="export the streaming step function")
@@ -160,7 +158,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
                                      input_format=args.input_format)
         writer = AnnotatedWriter(args.output, fps=fps) if args.output else None
     except (ValueError, FileNotFoundError) as err:
-        return _err("stream", err)
+        return fail("stream", err)
     interrupted = False
     try:
         for rec in records:
@@ -175,7 +173,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
     except ValueError as err:
-        return _err("stream", err)
+        return fail("stream", err)
     finally:
         records.close()
         if writer is not None:
@@ -194,12 +192,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_stream_parser(sub) -> None:
-    p = sub.add_parser("stream", help="classify a live stream frame by frame (online TSM)",
-                       description="Classify a video file, frame folder, camera (0, /dev/video0) "
-                                   "or URL frame by frame with an online (unidirectional) TSM; "
-                                   "prints the prediction averaged over the last frames with "
-                                   "per-frame latency and fps. Ctrl-C stops with a summary.")
+def _add_stream_parser(subparsers) -> None:
+    p = subparsers.add_parser("stream", description="Classify a video file, frame folder, "
+                                                    "camera (0, /dev/video0) or URL frame by "
+                                                    "frame with an online (unidirectional) "
+                                                    "TSM; prints the prediction averaged over "
+                                                    "the last frames with per-frame latency "
+                                                    "and fps. Ctrl-C stops with a summary.")
     p.add_argument("source", help="video file, frame folder, camera index/device or URL")
     p.add_argument("--checkpoint", required=True, help="vidcls checkpoint directory")
     p.add_argument("--backend", default="torch", choices=("torch", "onnx"))
@@ -216,8 +215,8 @@ def add_stream_parser(sub) -> None:
     p.set_defaults(func=cmd_stream)
 
 
-def register(sub) -> None:
-    """Add ``convert``, ``export`` and ``stream`` to the ``vidcls`` command."""
-    add_convert_parser(sub)
-    add_export_parser(sub)
-    add_stream_parser(sub)
+def register(subparsers) -> None:
+    """Add ``convert``, ``export`` and ``stream``."""
+    _add_convert_parser(subparsers)
+    _add_export_parser(subparsers)
+    _add_stream_parser(subparsers)

@@ -1,16 +1,22 @@
-"""Config -> datasets: the only place the engine talks to ``vidcls.data``.
+"""Config -> model and datasets: what ``fit`` and ``vidcls eval`` build from a config.
 
 Order matters: the class list comes from the annotations (the model needs ``num_classes``),
 while crop size and normalisation default to the *model's* preprocessing. So the engine reads
-records first, builds the model, then builds the datasets with ``dataset_preprocessing``.
+records first (``read_split``), builds the model (``build_model``), then builds the datasets
+with ``dataset_preprocessing``.
 """
 from __future__ import annotations
 
-from vidcls.data.datasets import VideoClipDataset, build_records, collate_clips
-from vidcls.data.transforms import build_test_transform, build_train_transform
-from vidcls.engine.config import Config, ConfigError
+import sys
+from pathlib import Path
 
-collate = collate_clips
+from torch import nn
+
+from vidcls.data.dataset import VideoClipDataset
+from vidcls.data.formats import build_records
+from vidcls.data.transforms import build_test_transform, build_train_transform
+from vidcls.engine import checkpoint as ckpt
+from vidcls.engine.config import Config, ConfigError
 
 
 def split_ann(cfg: Config, split: str) -> str | None:
@@ -34,6 +40,29 @@ def read_split(cfg: Config, split: str):
     except FileNotFoundError as err:
         key = {"train": "data.train_ann", "val": "data.val_ann"}.get(split, "data.test_ann")
         raise ConfigError(f"{err} (check data.root={d.root!r} and {key})") from None
+
+
+def build_model(cfg: Config, num_classes: int, *, verbose: bool = True) -> nn.Module:
+    """``cfg.model`` with a ``num_classes`` head; ``model.pretrained`` / ``model.init`` loaded.
+
+    ``verbose`` reports which ``init`` weights were not taken (rank 0 only under ``torchrun``).
+    """
+    from vidcls.models import create_model
+
+    m = cfg.model
+    options = dict(m.options)
+    if m.pretrained:
+        if not Path(m.pretrained).is_file():
+            raise ConfigError(f"config key model.pretrained: file {m.pretrained!r} not found")
+        options["pretrained"] = m.pretrained
+    model = create_model(m.name, num_classes=num_classes, num_frames=cfg.data.num_frames,
+                         **options)
+    if m.init:
+        skipped = ckpt.init_from_checkpoint(model, m.init)
+        if skipped and verbose:
+            print(f"vidcls: initialised from {m.init}; new head for {num_classes} "
+                  f"classes ({', '.join(skipped)} not taken)", file=sys.stderr)
+    return model
 
 
 def dataset_preprocessing(cfg: Config, model_prep: dict) -> dict:

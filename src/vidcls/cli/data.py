@@ -1,33 +1,22 @@
-"""``vidcls synth`` and ``vidcls data {check,info}``: thin wrappers over ``vidcls.data``."""
+"""``vidcls synth`` and ``vidcls data {check,info}``: thin wrappers over :mod:`vidcls.data`."""
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-import yaml
+from vidcls.cli._common import fail, parse_options
 
 SPEC_HELP = ("dataset: FORMAT:ROOT (e.g. list:data/synth, ucf101:/data/UCF101), a dataset folder "
              "(format detected) or a list file")
 
 
-def _options(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"vidcls: error: option {pair!r} is not KEY=VALUE "
-                             "(e.g. split_id=2, video_dir=/data/videos)")
-        out[key] = yaml.safe_load(value)
-    return out
-
-
 def _records(args):
-    from vidcls.data.datasets import build_records, parse_dataset_spec
+    from vidcls.data.formats import build_records, parse_dataset_spec
 
     fmt, root, ann = parse_dataset_spec(args.dataset)
+    options = parse_options(args.option, example="split_id=2, video_dir=/data/videos")
     return build_records(fmt, root=root, ann_file=args.ann_file or ann, split=args.split,
-                         **_options(args.option)), fmt
+                         **options), fmt
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -39,8 +28,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
                         size=args.size, seed=args.seed, val_fraction=args.val_fraction,
                         workers=args.workers, overwrite=args.force)
     except ValueError as err:
-        print(f"vidcls synth: error: {err}", file=sys.stderr)
-        return 2
+        return fail("synth", err)
     what = "reused existing" if info["seconds"] == 0 else f"wrote in {info['seconds']:.1f} s"
     print(f"{args.kind} dataset in {info['root']} ({what}): {info['num_train']} train + "
           f"{info['num_val']} val videos, {len(info['classes'])} classes")
@@ -49,13 +37,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from vidcls.data.check import check_records
+    from vidcls.data.bad_files import check_records
 
     try:
         (records, _), fmt = _records(args)
     except (ValueError, FileNotFoundError) as err:
-        print(f"vidcls data check: error: {err}", file=sys.stderr)
-        return 2
+        return fail("data check", err)
     start = time.monotonic()
     report = check_records(records, workers=args.workers, mode=args.mode,
                            filename_tmpl=args.filename_tmpl, progress=not args.quiet)
@@ -71,8 +58,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     try:
         (records, classes), fmt = _records(args)
     except (ValueError, FileNotFoundError) as err:
-        print(f"vidcls data info: error: {err}", file=sys.stderr)
-        return 2
+        return fail("data info", err)
     counts = [0] * len(classes)
     for r in records:
         for label in (r.label if isinstance(r.label, list) else [r.label]):
@@ -96,13 +82,14 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
                    help="format option, e.g. -o split_id=2 -o video_dir=/data/videos")
 
 
-def register(sub) -> None:
-    """Add the ``synth`` and ``data`` subcommands to the ``vidcls`` parser's subparsers."""
-    p = sub.add_parser("synth", help="write a built-in synthetic video dataset",
-                       description="Write a synthetic dataset as H.264 mp4 files plus train.txt, "
-                                   "val.txt and classes.txt. 'temporal': the class is only in "
-                                   "the motion (Something-Something-like); 'appearance': the "
-                                   "class is in what is seen (Kinetics-like).")
+def register(subparsers) -> None:
+    """Add ``synth`` and ``data`` (``check``, ``info``)."""
+    p = subparsers.add_parser("synth",
+                              description="Write a synthetic dataset as H.264 mp4 files plus "
+                                          "train.txt, val.txt and classes.txt. 'temporal': the "
+                                          "class is only in the motion (Something-Something-"
+                                          "like); 'appearance': the class is in what is seen "
+                                          "(Kinetics-like).")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--kind", choices=("temporal", "appearance"), default="temporal")
     p.add_argument("--num-classes", type=int, default=8)
@@ -116,14 +103,14 @@ def register(sub) -> None:
                    help="regenerate even if OUT_DIR holds the same dataset")
     p.set_defaults(func=cmd_synth)
 
-    data = sub.add_parser("data", help="inspect and check datasets",
-                          description="Inspect datasets and find files that fail to decode.")
-    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    c = dsub.add_parser("check", help="decode every file in parallel and report bad ones",
-                        description="Scan a dataset in parallel and report files that would be "
-                                    "skipped in training (missing, empty, truncated, not a "
-                                    "video, audio only, undecodable). Exit code 1 when any "
-                                    "file is bad.")
+    data = subparsers.add_parser("data", description="Inspect datasets and find files that "
+                                                     "fail to decode.")
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    c = actions.add_parser("check", help="decode every file in parallel and report bad ones",
+                           description="Scan a dataset in parallel and report files that would "
+                                       "be skipped in training (missing, empty, truncated, not "
+                                       "a video, audio only, undecodable). Exit code 1 when "
+                                       "any file is bad.")
     _add_dataset_args(c)
     c.add_argument("--mode", choices=("open", "sample", "full"), default="sample",
                    help="open: open + index; sample: also decode 8 segment frames (default); "
@@ -135,8 +122,9 @@ def register(sub) -> None:
     c.add_argument("--quiet", action="store_true", help="no progress line")
     c.set_defaults(func=cmd_check)
 
-    i = dsub.add_parser("info", help="samples and classes of a dataset",
-                        description="Print the number of samples per class of a dataset split.")
+    i = actions.add_parser("info", help="samples and classes of a dataset",
+                           description="Print the number of samples per class of a dataset "
+                                       "split.")
     _add_dataset_args(i)
     i.add_argument("--show", type=int, default=20, help="classes to list (-1: all)")
     i.set_defaults(func=cmd_info)

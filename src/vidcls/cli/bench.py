@@ -1,24 +1,19 @@
-"""``vidcls bench accuracy | cost | report`` and ``vidcls explain``: argument parsing only; the
-work is in :mod:`vidcls.bench.accuracy`, :mod:`vidcls.bench.cost`, :mod:`vidcls.bench.report`
-and :mod:`vidcls.explain`."""
+"""``vidcls bench accuracy | cost | report``: argument parsing only; the work is in
+:mod:`vidcls.bench.accuracy`, :mod:`vidcls.bench.cost` and :mod:`vidcls.bench.report`."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from vidcls.cli._common import fail
 
 DEFAULT_ACCURACY = "runs/bench/accuracy-small/results.jsonl"
 DEFAULT_COST = "runs/bench/cost.json"
 
 
-def _err(command: str, err: BaseException) -> int:
-    print(f"vidcls {command}: error: {err}", file=sys.stderr)
-    return 2
-
-
 def _only(text: str | None) -> list[str] | None:
+    """``"a, b,"`` -> ``["a", "b"]``; ``None`` or ``""`` -> ``None`` (everything)."""
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
@@ -26,13 +21,13 @@ def cmd_bench_accuracy(args: argparse.Namespace) -> int:
     from vidcls.bench.accuracy import PRESETS, run_accuracy
 
     if args.preset not in PRESETS:
-        return _err("bench accuracy", ValueError(
+        return fail("bench accuracy", ValueError(
             f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}"))
     try:
         jsonl = run_accuracy(args.preset, args.out, only=_only(args.only), seeds=args.seeds,
                              jobs=args.jobs, keep_checkpoints=args.keep_checkpoints)
     except ValueError as err:
-        return _err("bench accuracy", err)
+        return fail("bench accuracy", err)
     except RuntimeError as err:  # some runs failed; the others are recorded
         print(f"vidcls bench accuracy: {err}", file=sys.stderr)
         return 1
@@ -51,10 +46,10 @@ def cmd_bench_cost(args: argparse.Namespace) -> int:
     dtypes = tuple(_only(args.dtypes) or ["fp32"])
     bad = [d for d in dtypes if d not in ("fp32", "bf16")]
     if bad:
-        return _err("bench cost", ValueError(f"unknown dtype(s) {', '.join(bad)}; use fp32, "
+        return fail("bench cost", ValueError(f"unknown dtype(s) {', '.join(bad)}; use fp32, "
                                              f"bf16"))
     if args.max_seconds <= 0:
-        return _err("bench cost", ValueError(f"--max-seconds must be > 0, got "
+        return fail("bench cost", ValueError(f"--max-seconds must be > 0, got "
                                              f"{args.max_seconds}"))
     path = run_cost(args.out, quick=args.quick, max_seconds=args.max_seconds, dtypes=dtypes,
                     threads=args.threads, sweep=not args.no_sweep)
@@ -87,47 +82,32 @@ def cmd_bench_report(args: argparse.Namespace) -> int:
                                         f" first)")
         page = write_results(acc, cost, args.docs, explain=not args.no_explain)
     except (FileNotFoundError, ValueError, KeyError) as err:
-        return _err("bench report", err)
+        return fail("bench report", err)
     print(f"vidcls bench report: wrote {page} and plots in {Path(args.docs) / 'img'}/")
     return 0
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
-    from vidcls.explain import explain_video
+def register(subparsers) -> None:
+    """Add ``bench`` with its actions ``accuracy``, ``cost`` and ``report``."""
+    bench = subparsers.add_parser("bench", description="Reproduce the papers' claims at small "
+                                                       "scale and measure model costs; `vidcls "
+                                                       "bench report` turns the results into "
+                                                       "docs/results.md with plots.")
+    actions = bench.add_subparsers(dest="bench_command", metavar="BENCH")
 
-    if not Path(args.video).is_file():
-        return _err("explain", FileNotFoundError(f"video {args.video!r} not found"))
-    try:
-        record = explain_video(args.video, args.checkpoint, args.output, target=args.target,
-                               method=args.method, alpha=args.alpha, fps=args.fps)
-    except (FileNotFoundError, ValueError) as err:
-        return _err("explain", err)
-    if args.json:
-        print(json.dumps(record, indent=2))
-    else:
-        top = ", ".join(f"{p['label']} {100 * p['probability']:.0f}%"
-                        for p in record["predictions"])
-        print(f"{record['video']}: {top}\n{record['method']} heat maps "
-              f"({record['frames']} frames, {record['map_size'][0]}x{record['map_size'][1]} "
-              f"grid) -> {', '.join(record['outputs'])}")
-    return 0
+    def print_bench_help(args: argparse.Namespace) -> int:  # plain `vidcls bench`
+        bench.print_help()
+        return 0
 
+    bench.set_defaults(func=print_bench_help)
 
-def register(sub) -> None:
-    """Add ``bench`` (``accuracy``, ``cost``, ``report``) and ``explain`` to the subparsers."""
-    bench = sub.add_parser("bench", help="accuracy and cost benchmarks behind docs/results.md",
-                           description="Reproduce the papers' claims at small scale and "
-                                       "measure model costs; `vidcls bench report` turns the "
-                                       "results into docs/results.md with plots.")
-    bsub = bench.add_subparsers(dest="bench_command", metavar="BENCH")
-    bench.set_defaults(func=lambda a: (bench.print_help(), 0)[1])
-
-    p = bsub.add_parser("accuracy", help="TSN vs TSM, shift proportion, online shift, "
-                                         "attention schemes on synthetic data",
-                        description="Train and evaluate every cell of the four accuracy "
-                                    "experiments (several seeds each) on the built-in synthetic "
-                                    "datasets. Results are appended to OUT/results.jsonl as runs "
-                                    "finish; rerunning the command resumes.")
+    p = actions.add_parser("accuracy", help="TSN vs TSM, shift proportion, online shift, "
+                                            "attention schemes on synthetic data",
+                           description="Train and evaluate every cell of the four accuracy "
+                                       "experiments (several seeds each) on the built-in "
+                                       "synthetic datasets. Results are appended to "
+                                       "OUT/results.jsonl as runs finish; rerunning the "
+                                       "command resumes.")
     p.add_argument("--preset", default="small",
                    help="toy (seconds, tests) | small (2 CPU cores, ~1 hour) | full (a GPU)")
     p.add_argument("--only", default=None, metavar="LIST",
@@ -145,11 +125,12 @@ def register(sub) -> None:
                    help="cost results to include in the report, if present")
     p.set_defaults(func=cmd_bench_accuracy)
 
-    p = bsub.add_parser("cost", help="params, GFLOPs, latency, peak memory of every model",
-                        description="Measure parameters and GFLOPs (meta device) and latency "
-                                    "and peak memory (a subprocess per measurement) of every "
-                                    "model at its reference input, fp32 and bf16, plus "
-                                    "TimeSformer block latency vs frames. Writes OUT/cost.json.")
+    p = actions.add_parser("cost", help="params, GFLOPs, latency, peak memory of every model",
+                           description="Measure parameters and GFLOPs (meta device) and "
+                                       "latency and peak memory (a subprocess per measurement) "
+                                       "of every model at its reference input, fp32 and bf16, "
+                                       "plus TimeSformer block latency vs frames. Writes "
+                                       "OUT/cost.json.")
     p.add_argument("--out", default="runs/bench", help="output directory (cost.json)")
     p.add_argument("--quick", action="store_true",
                    help="ResNet-50 TSN/TSM and TimeSformer-B only, fewer frame counts")
@@ -162,10 +143,10 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print cost.json")
     p.set_defaults(func=cmd_bench_cost)
 
-    p = bsub.add_parser("report", help="docs/results.md and plots from the benchmark results",
-                        description="Regenerate DOCS/results.md and DOCS/img/*.png from the "
-                                    "accuracy JSONL and cost JSON (and the demo plots with "
-                                    "--demo RUN_DIR).")
+    p = actions.add_parser("report", help="docs/results.md and plots from the benchmark results",
+                           description="Regenerate DOCS/results.md and DOCS/img/*.png from the "
+                                       "accuracy JSONL and cost JSON (and the demo plots with "
+                                       "--demo RUN_DIR).")
     p.add_argument("--accuracy", default=None,
                    help=f"accuracy results (default {DEFAULT_ACCURACY})")
     p.add_argument("--cost", default=None, help=f"cost results (default {DEFAULT_COST})")
@@ -175,18 +156,3 @@ def register(sub) -> None:
     p.add_argument("--no-explain", action="store_true",
                    help="skip the explain images (they need the kept checkpoints)")
     p.set_defaults(func=cmd_bench_report)
-
-    p = sub.add_parser("explain", help="heat maps of where a model looks in a video",
-                       description="Attention rollout (TimeSformer) or Grad-CAM (TSN/TSM) per "
-                                   "frame; writes OUTPUT/explain.png (frames x overlays), "
-                                   "OUTPUT/explain.mp4 and OUTPUT/explain.json.")
-    p.add_argument("video", metavar="VIDEO")
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    p.add_argument("--output", "-o", required=True, help="output directory")
-    p.add_argument("--method", default="auto", choices=["auto", "rollout", "gradcam"])
-    p.add_argument("--class", dest="target", default=None, metavar="CLASS",
-                   help="class name or index to explain (Grad-CAM; default: the prediction)")
-    p.add_argument("--alpha", type=float, default=0.5, help="heat-map opacity")
-    p.add_argument("--fps", type=int, default=4, help="frame rate of explain.mp4")
-    p.add_argument("--json", action="store_true", help="print the JSON record")
-    p.set_defaults(func=cmd_explain)

@@ -1,0 +1,57 @@
+"""What every ``vidcls`` command shares: the one-line error, ``KEY=VALUE`` options and config
+overrides that may follow the options."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+OVERRIDES = "overrides"  # the dest of add_overrides; CommandParser looks for it
+
+
+def fail(command: str, err: BaseException) -> int:
+    """Print ``vidcls COMMAND: error: MESSAGE`` on stderr and return exit status 2.
+
+    Expected failures (a bad value, a missing file) are the user's to fix, so they get one line
+    that names the value, not a traceback."""
+    print(f"vidcls {command}: error: {err}", file=sys.stderr)
+    return 2
+
+
+def parse_options(pairs: list[str], example: str) -> dict:
+    """``["shift_div=4", "attention=joint"]`` -> ``{"shift_div": 4, "attention": "joint"}``.
+
+    Values are read as YAML, so numbers, booleans and lists arrive typed. ``example`` is shown
+    when a pair has no ``=`` (e.g. ``"shift_div=4"``)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"vidcls: error: option {pair!r} is not KEY=VALUE (e.g. {example})")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    """Add the ``KEY=VALUE ...`` config overrides of ``train`` and ``eval``; under a
+    :class:`CommandParser` they may also come after options (``vidcls train c.yaml
+    --no-progress train.epochs=5``)."""
+    parser.add_argument(OVERRIDES, nargs="*", metavar="KEY=VALUE", help="config overrides")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser, except that ``KEY=VALUE`` words left after the options join the
+    command's overrides (:func:`add_overrides`).
+
+    argparse fills a ``nargs="*"`` positional with the words before the first option only and
+    returns later ones as unrecognised; other unrecognised words stay an error of
+    ``parse_args``. Commands without overrides are unaffected. Subparsers inherit the class."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and hasattr(namespace, OVERRIDES):
+            late = [a for a in extras if "=" in a and not a.startswith("-")]
+            setattr(namespace, OVERRIDES, [*getattr(namespace, OVERRIDES), *late])
+            extras = [a for a in extras if a not in late]
+        return namespace, extras

@@ -1,0 +1,34 @@
+"""``vidcls predict``: argument parsing only; the work is in :func:`vidcls.predict.predict`."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from vidcls.cli._common import fail
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from vidcls.predict import format_predictions, predict
+
+    try:
+        results = predict(args.videos, args.checkpoint, top_k=args.top_k, num_clips=args.clips,
+                          num_crops=args.crops, twice=args.twice, device=args.device)
+    except (FileNotFoundError, ValueError) as err:
+        return fail("predict", err)
+    print(json.dumps(results, indent=2) if args.json else format_predictions(results))
+    return 1 if any(r.get("error") for r in results) else 0
+
+
+def register(subparsers) -> None:
+    """Add ``predict``."""
+    p = subparsers.add_parser("predict", description="Predict video files with a checkpoint "
+                                                     "(its stored preprocessing is used).")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--clips", type=int, default=1)
+    p.add_argument("--crops", type=int, default=1, choices=[1, 3, 10])
+    p.add_argument("--twice", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_predict)

@@ -1,0 +1,111 @@
+"""Where and how a run executes: device, seeds, determinism, mixed precision, progress, signals.
+
+Training, evaluation and the benchmarks share these so that ``device=auto``,
+``train.precision=bf16`` or a Ctrl-C mean the same thing everywhere. Nothing here knows about
+models or data.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import sys
+import threading
+
+import numpy as np
+import torch
+
+from vidcls.engine.config import ConfigError
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """The config's ``device`` (``auto`` / ``cpu`` / ``cuda`` / ``cuda:N``) as a device.
+
+    ``local_rank`` picks this process's GPU under ``torchrun`` for ``auto`` and ``cuda``.
+    """
+    if spec == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"config key device: {spec!r} requested but CUDA is not available "
+                          f"(set device=cpu or device=auto)")
+    if spec == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(spec)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch: augmentation and initial weights depend only on ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_deterministic() -> None:
+    """Ask torch for deterministic kernels (``train.deterministic``), warning where none exist.
+
+    The cuBLAS workspace setting is what CUDA matmuls need to be reproducible; it must be set
+    before the first CUDA call, so it is only a default here.
+    """
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def autocast_context(device: torch.device, precision: str):
+    """bf16 autocast on CPU/CUDA, fp16 on CUDA only; fp32 = no autocast."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("config key train.precision: fp16 needs a CUDA device; "
+                          "use bf16 on CPU (train.precision=bf16)")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def progress_bar(*, total: int, desc: str, enabled: bool):
+    """A tqdm bar on stderr, or ``None`` when disabled (other ranks, ``--no-progress``)."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, dynamic_ncols=True, leave=False, file=sys.stderr,
+                mininterval=0.5, unit="step")
+
+
+class StopFlag:
+    """SIGTERM / SIGINT -> remember the signal; a second Ctrl-C interrupts immediately.
+
+    A context manager: the loop polls ``signum`` at step boundaries, so a stop request ends
+    the run after a whole optimizer step and a checkpoint instead of in the middle of one.
+    Handlers are only installed in the main thread (``signal`` allows nothing else).
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGTERM, signal.SIGINT):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\nvidcls: got {signal.Signals(signum).name}; finishing this step and saving a "
+              f"checkpoint (Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+    @property
+    def name(self) -> str | None:
+        return signal.Signals(self.signum).name if self.signum else None
+
+
+__all__ = ["resolve_device", "seed_everything", "set_deterministic", "autocast_context",
+           "progress_bar", "StopFlag"]
