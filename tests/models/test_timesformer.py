@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from vidcls.convert import (hf_timesformer_state_dict, timesformer_from_hf,
                             timesformer_from_timm_vit, timm_vit_to_timesformer_state_dict)
-from vidcls.models import create_model
+from vidcls.models import Preprocessing, create_model
 from vidcls.models.timesformer import (ATTENTION_TYPES, TimeSformer, resize_pos_embed,
                                        resize_time_embed, timesformer_base, timesformer_hr,
                                        timesformer_large)
@@ -151,8 +151,8 @@ def test_model_contract(attention):
         torch.testing.assert_close(model(x), model.forward_head(feats))
         assert model.forward_head(feats, pre_logits=True).shape == (2, 32)
     assert model.num_classes == 5 and model.num_frames == 2
-    assert model.preprocessing == {"mean": (0.45,) * 3, "std": (0.225,) * 3,
-                                   "input_size": 32, "resize": 32}
+    assert model.preprocessing == Preprocessing(mean=(0.45,) * 3, std=(0.225,) * 3,
+                                                input_size=32, resize=32, num_frames=2)
 
 
 def test_space_classifies_frames_independently_then_averages():
@@ -234,8 +234,8 @@ def test_builders_and_factory():
     with torch.device("meta"):
         hr = timesformer_hr()
         large = timesformer_large(attention="joint")
-    assert (hr.num_frames, hr.img_size, hr.preprocessing["input_size"]) == (16, (448, 448), 448)
-    assert hr.preprocessing["resize"] == 448
+    assert (hr.num_frames, hr.img_size, hr.preprocessing.input_size) == (16, (448, 448), 448)
+    assert hr.preprocessing.resize == 448
     assert (large.num_frames, large.attention) == (96, "joint")
     model = create_model("timesformer_base", num_classes=3, num_frames=2, attention="axial",
                          **TINY)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vidcls.models import create_model
+from vidcls.models import Preprocessing, create_model
 from vidcls.models.mobilenetv2 import mobilenet_v2
 from vidcls.models.resnet import resnet18, resnet34, resnet50, resnet101
 from vidcls.models.tsn import TemporalPoolStage
@@ -134,7 +134,7 @@ def test_pretrained_with_wrong_keys_is_a_clear_error(tmp_path):
     state["layer1.0.conv1.net.weight"] = state.pop("layer1.0.conv1.weight")
     path = tmp_path / "bad.pth"
     torch.save(state, path)
-    with pytest.raises(ValueError, match=r"missing \['layer1.0.conv1.weight'\].*unexpected"):
+    with pytest.raises(ValueError, match=r"missing keys \['backbone.layer1.0.conv1.weight'\].*unexpected"):
         create_model("tsn_resnet18", pretrained=str(path))
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         create_model("tsn_resnet18", pretrained=str(tmp_path / "nope.pth"))
@@ -225,8 +225,9 @@ def test_forward_backward_every_model(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=6, num_frames=2)
     assert model.num_classes == 6 and model.num_frames == 2
-    assert model.preprocessing == dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                                       input_size=224, resize=256)
+    assert model.preprocessing == Preprocessing(mean=(0.485, 0.456, 0.406),
+                                                std=(0.229, 0.224, 0.225), input_size=224,
+                                                resize=256, num_frames=2, sampling="segment")
     x = torch.randn(1, 2, 3, 32, 32, requires_grad=True)
     out = model(x)
     assert out.shape == (1, 6) and torch.isfinite(out).all()

@@ -135,8 +135,9 @@ def _add_export_parser(subparsers) -> None:
 
 # ------------------------------------------------------------------------------ stream
 def cmd_stream(args: argparse.Namespace) -> int:
-    from vidcls.stream import (AnnotatedWriter, StreamPredictor, StreamStats, open_source,
-                               overlay_text, stream_predictions)
+    from vidcls.data.sources import open_source
+    from vidcls.stream import (AnnotatedWriter, StreamPredictor, StreamStats, overlay_text,
+                               stream_predictions)
 
     if args.threads:
         import torch

@@ -30,6 +30,10 @@ from safetensors.torch import load as st_load
 from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save as st_save
 
+from vidcls.models import Preprocessing, create_model
+from vidcls.models._registry import get_filter_fn
+from vidcls.models._weights import load_filtered
+
 FORMAT = "vidcls-checkpoint"
 VERSION = 1
 MODEL_FILE = "model.safetensors"
@@ -144,31 +148,31 @@ def model_state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def build_meta(model: torch.nn.Module, *, classes: list[str] | None = None,
-               preprocessing: dict | None = None, **extra: Any) -> dict:
+               preprocessing: Preprocessing | dict | None = None, **extra: Any) -> dict:
     """The metadata record of a model checkpoint.
 
-    ``model.build_config`` (set by ``create_model``) is how ``load_model`` rebuilds the network;
-    ``pretrained`` is dropped from it because the checkpoint's own weights replace it.
+    ``model.build_config`` (recorded by every registered builder) is how ``load_model`` rebuilds
+    the network. ``preprocessing`` (default: the model's own card, ``model.preprocessing``) is
+    written as the typed record's dict; a dict given here only changes the fields it names.
     """
     model = _unwrap(model)
     build = dict(getattr(model, "build_config", None) or {})
     if not build:
         raise ValueError("model has no build_config; build it with vidcls.models.create_model "
-                         "(or set model.build_config = {'name': ..., 'num_classes': ..., ...})")
+                         "or a registered builder such as vidcls.models.tsn.tsm_resnet50")
     build.pop("pretrained", None)
-    prep = dict(getattr(model, "preprocessing", {}) or {})
-    prep.update(preprocessing or {})
-    for key in ("mean", "std"):
-        if key in prep:
-            prep[key] = [float(v) for v in prep[key]]
-    prep.setdefault("num_frames", build.get("num_frames", getattr(model, "num_frames", None)))
+    prep = model.preprocessing
+    if isinstance(preprocessing, Preprocessing):
+        prep = preprocessing
+    elif preprocessing:
+        prep = Preprocessing.from_dict(preprocessing, base=prep)
     if classes is None:
         classes = [str(i) for i in range(build.get("num_classes", 0))]
     if len(classes) != build.get("num_classes", len(classes)):
         raise ValueError(f"{len(classes)} class names for a model with "
                          f"{build['num_classes']} classes; pass one name per class")
     meta = {"format": FORMAT, "version": VERSION, "model": build, "classes": list(classes),
-            "preprocessing": prep}
+            "preprocessing": prep.to_dict()}
     meta.update(extra)
     return meta
 
@@ -203,15 +207,23 @@ def read_meta(path: str | Path) -> dict:
     return meta
 
 
+def read_preprocessing(meta: dict, model: torch.nn.Module | None = None) -> Preprocessing:
+    """The checkpoint's model card; fields it lacks come from the model's own card."""
+    base = getattr(model, "preprocessing", None) if model is not None else None
+    try:
+        return Preprocessing.from_dict(meta.get("preprocessing") or {}, base=base)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint meta.json: {err}") from None
+
+
 def load_model(path: str | Path, *, device: str | torch.device = "cpu",
                strict: bool = True) -> tuple[torch.nn.Module, dict]:
     """Rebuild the model a checkpoint describes and load its weights. Returns ``(model, meta)``.
 
-    The model comes back in ``eval()`` mode with ``model.preprocessing`` and ``model.classes``
-    taken from the checkpoint, so predictions use exactly the training-time preprocessing.
+    The model comes back in ``eval()`` mode with ``model.preprocessing`` (a
+    :class:`~vidcls.models.Preprocessing`) and ``model.classes`` taken from the checkpoint, so
+    predictions use exactly the training-time preprocessing.
     """
-    from vidcls.models import create_model
-
     ckpt = resolve_checkpoint_dir(path)
     meta = read_meta(ckpt)
     build = dict(meta["model"])
@@ -219,67 +231,29 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu",
     name = build.pop("name")
     model = create_model(name, **build)
     state = st_load_file(str(ckpt / MODEL_FILE))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if strict and (missing or unexpected):
-        raise ValueError(f"checkpoint {ckpt} does not match model {name}: "
-                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    if strict:
+        load_filtered(model, state, source=f"checkpoint {ckpt}")
+    else:
+        model.load_state_dict(state, strict=False)
     model.to(device)
     model.eval()
-    prep = dict(getattr(model, "preprocessing", {}) or {})
-    prep.update(meta.get("preprocessing", {}))
-    model.preprocessing = prep
+    model.preprocessing = read_preprocessing(meta, model)
     model.classes = list(meta.get("classes", []))
     return model, meta
-
-
-def _fit_embedding(key: str, value: torch.Tensor, model: torch.nn.Module,
-                   target: torch.Tensor) -> torch.Tensor | None:
-    """Resample a TimeSformer position/time embedding to ``model``'s grid or frame count."""
-    from vidcls.models.timesformer import resize_pos_embed, resize_time_embed
-
-    if key == "time_embed":
-        return resize_time_embed(value, target.shape[1])
-    if key == "pos_embed":
-        side_old = int(round((value.shape[1] - 1) ** 0.5))
-        if side_old * side_old + 1 != value.shape[1]:
-            return None
-        return resize_pos_embed(value, (side_old, side_old), tuple(model.grid_size))
-    return None
 
 
 def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> list[str]:
     """Start training ``model`` from the weights of a vidcls checkpoint (``train --init``).
 
-    Fine-tuning usually changes the class count, so head tensors whose shape differs are left
-    freshly initialised; TimeSformer embeddings are resampled when the frame count or size
-    differs. Anything else that does not match is an error naming the keys. Returns the keys
-    that were not taken from the checkpoint.
+    The same path as ``pretrained=``: the model family's filter leaves a head of another class
+    count at its fresh init (fine-tuning) and resamples TimeSformer embeddings to another frame
+    count or size; anything else that does not fit is an error naming the keys. Returns the
+    keys that were not taken from the checkpoint.
     """
     ckpt = resolve_checkpoint_dir(path)
     state = st_load_file(str(ckpt / MODEL_FILE))
-    own = model.state_dict()
-    head_keys = {k for k in own if k.startswith("head.")}
-    kept, skipped = {}, []
-    for key, value in state.items():
-        target = own.get(key)
-        if target is None or target.shape == value.shape:
-            kept[key] = value
-            continue
-        resized = _fit_embedding(key, value, model, target)
-        if resized is not None and resized.shape == target.shape:
-            kept[key] = resized
-        elif key in head_keys:
-            skipped.append(key)
-        else:
-            raise ValueError(f"--init checkpoint {ckpt}: {key} has shape {tuple(value.shape)}, "
-                             f"model needs {tuple(target.shape)} (different architecture?)")
-    missing, unexpected = model.load_state_dict(kept, strict=False)
-    missing = [k for k in missing if k not in skipped]
-    if missing or unexpected:
-        raise ValueError(f"--init checkpoint {ckpt} does not fit model "
-                         f"{getattr(model, 'build_config', {}).get('name', '?')}: missing keys "
-                         f"{missing[:5]}, unexpected keys {unexpected[:5]}")
-    return skipped
+    filter_fn = get_filter_fn(model.build_config["name"])
+    return load_filtered(model, state, filter_fn, source=f"--init checkpoint {ckpt}")
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,163 @@
+"""The matplotlib figures of ``docs/results.md`` (and of the demo's run directory): grouped bars
+with the seeds as dots, the shift-proportion curves, latency vs clip length.
+
+Each ``plot_*`` writes one PNG and returns whether there was anything to draw; matplotlib comes
+from :mod:`vidcls.viz` (the report needs it: an ``ImportError`` says so).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from vidcls.repro.experiments import ATTENTIONS, PLACES, SHIFT_DIVS, fraction_name
+from vidcls.repro.summary import cell
+from vidcls.viz import require_pyplot, save_figure
+
+
+def _plt():
+    return require_pyplot("the benchmark report's plots")
+
+
+COLORS = {"TSN": "#8c8c8c", "TSM": "#d62728", "inplace": "#1f77b4", "residual": "#d62728"}
+
+
+def _bars(ax, groups: list[str], series: dict[str, list[dict | None]], metric: str = "top1",
+          colors: dict | None = None) -> None:
+    """Grouped bars (mean) with error bars (std) and the individual seeds as dots."""
+    import numpy as np
+
+    n = len(series)
+    width = 0.8 / max(n, 1)
+    x = np.arange(len(groups))
+    for i, (name, cells) in enumerate(series.items()):
+        pos = x - 0.4 + width * (i + 0.5)
+        means = [c[metric][0] if c else float("nan") for c in cells]
+        stds = [c[metric][1] if c else 0.0 for c in cells]
+        color = (colors or {}).get(name)
+        ax.bar(pos, means, width * 0.9, yerr=stds, capsize=3, label=name, color=color,
+               alpha=0.85)
+        for p, c in zip(pos, cells):
+            if c:
+                vals = c[f"{metric}_values"]
+                ax.scatter([p] * len(vals), vals, s=9, color="black", zorder=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups)
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def plot_table1(s: dict, path: Path, num_classes: int = 4) -> bool:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    kinds = ["appearance", "temporal"]
+    series = {label: [cell(s, "table1", k, label) for k in kinds] for label in ("TSN", "TSM")}
+    if not any(c for cs in series.values() for c in cs):
+        plt.close(fig)
+        return False
+    _bars(ax, kinds, series, colors=COLORS)
+    ax.axhline(100 / num_classes, color="black", ls=":", lw=1, label="chance")
+    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind (temporal)")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title("TSN vs TSM (mean ± std over seeds, dots = seeds)")
+    ax.legend(fontsize=8, loc="upper left")
+    save_figure(fig, path)
+    return True
+
+
+def plot_shift(s: dict, path: Path) -> bool:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    xs = [0.0] + [2 / d for d in SHIFT_DIVS]
+    names = ["none"] + [fraction_name(2 / d) for d in SHIFT_DIVS]
+    tsn = cell(s, "shift", "temporal", "TSN (no shift)")
+    drawn = False
+    for place in PLACES:
+        cells = [tsn] + [cell(s, "shift", "temporal", f"{place} {fraction_name(2 / d)}")
+                         for d in SHIFT_DIVS]
+        pts = [(i, c) for i, c in enumerate(cells) if c]
+        if not pts:
+            continue
+        drawn = True
+        ax.errorbar([i for i, _ in pts], [c["top1"][0] for _, c in pts],
+                    yerr=[c["top1"][1] for _, c in pts], marker="o", capsize=3,
+                    label=f"{place} shift", color=COLORS[place])
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.set_xticks(range(len(xs)))
+    ax.set_xticklabels(names)
+    ax.set_xlabel("proportion of channels shifted (both directions together)")
+    ax.set_ylabel("temporal top-1 (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(alpha=0.3)
+    ax.set_title("Shift proportion and placement (TSM paper, Fig. 3)")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return True
+
+
+def plot_online(s: dict, path: Path) -> bool:
+    plt = _plt()
+    labels = ["TSN (no shift)", "offline (bi-directional)", "online (uni-directional)"]
+    cells = [cell(s, "online", "temporal", label) for label in labels]
+    if not any(cells):
+        return False
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    series = {"top-1": cells}
+    _bars(ax, ["TSN", "TSM offline\n(bi-dir.)", "TSM online\n(uni-dir.)"], series)
+    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind")
+    ax.set_ylabel("temporal top-1 (%)")
+    ax.set_title("Online (streamable) vs offline TSM")
+    ax.legend(fontsize=8, loc="upper left")
+    save_figure(fig, path)
+    return True
+
+
+def plot_attention(s: dict, path: Path, num_classes: int = 4) -> bool:
+    plt = _plt()
+    series = {kind: [cell(s, "attention", kind, a) for a in ATTENTIONS]
+              for kind in ("appearance", "temporal")}
+    if not any(c for cs in series.values() for c in cs):
+        return False
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    _bars(ax, list(ATTENTIONS), series, colors={"appearance": "#2ca02c", "temporal": "#9467bd"})
+    ax.axhline(100 / num_classes, color="black", ls=":", lw=1, label="chance")
+    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind (temporal)")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title("TimeSformer attention schemes (tiny model, from scratch)")
+    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    save_figure(fig, path)
+    return True
+
+
+def plot_latency_frames(cost: dict, path: Path) -> bool:
+    """Block latency vs frames per attention scheme; hollow markers = extrapolated."""
+    points = [p for p in cost.get("sweep", []) if "block_s" in p]
+    if not points:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for att in ATTENTIONS:
+        pts = sorted((p for p in points if p["attention"] == att), key=lambda p: p["frames"])
+        if not pts:
+            continue
+        line, = ax.plot([p["frames"] for p in pts], [12 * p["block_s"] for p in pts],
+                        label=att, lw=1.2)
+        for p in pts:
+            measured = p["kind"] == "measured"
+            ax.scatter(p["frames"], 12 * p["block_s"], s=28, zorder=3,
+                       facecolors=line.get_color() if measured else "white",
+                       edgecolors=line.get_color())
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    frames = sorted({p["frames"] for p in points})
+    ax.set_xticks(frames)
+    ax.set_xticklabels([str(f) for f in frames])
+    ax.set_xlabel("frames (224x224, 196 patches each)")
+    ax.set_ylabel("12 blocks, fp32, batch 1 (s)")
+    ax.set_title("TimeSformer-B latency vs clip length\n(filled = measured, hollow = "
+                 "extrapolated by FLOPs)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return True
+

@@ -1,0 +1,57 @@
+"""Accuracy results per cell: the seeds of one (experiment, kind, label) cell -> mean ± std.
+
+Everything the tables, plots and verdicts of ``docs/results.md`` say about accuracy is computed
+from :func:`summarize`'s cells, so they cannot disagree.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from typing import Any
+
+METRICS = ("top1", "pair_acc", "within_pair_acc", "mean_class_acc")
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarize(records: list[dict]) -> dict[tuple[str, str, str], dict]:
+    """``(experiment, kind, label) -> {n, seeds, <metric>: (mean, std), <metric>_values, ...}``.
+
+    A seed counted twice (e.g. a rerun appended to the file) keeps its last line.
+    """
+    cells: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for r in records:
+        cells[(r["experiment"], r["kind"], r["label"])][r["seed"]] = r
+    out = {}
+    for key, by_seed in cells.items():
+        rs = [by_seed[s] for s in sorted(by_seed)]
+        cell: dict[str, Any] = {"n": len(rs), "seeds": sorted(by_seed), "records": rs}
+        for m in METRICS + ("params", "gflops", "latency_ms", "cpu_seconds", "seconds"):
+            vals = [r.get(m) for r in rs if r.get(m) is not None]
+            cell[m] = mean_std(vals)
+            cell[f"{m}_values"] = vals
+        for extra in ("shift_fraction", "place"):
+            if extra in rs[0]:
+                cell[extra] = rs[0][extra]
+        out[key] = cell
+    return out
+
+
+
+def cell(summary: dict, experiment: str, kind: str, label: str) -> dict | None:
+    """One cell of :func:`summarize`'s result, None when it was not run."""
+    return summary.get((experiment, kind, label))
+
+
+def num_classes(records: list[dict], default: int = 4) -> int:
+    """Classes of the runs' dataset (chance = 100 / classes), from the first record's recipe."""
+    if not records:
+        return default
+    return records[0].get("recipe", {}).get("data", {}).get("num_classes", default)

@@ -1,0 +1,224 @@
+"""The markdown tables of ``docs/results.md``: accuracy per experiment (mean ± std over seeds)
+and the cost tables of ``vidcls bench cost``, plus the setup paragraph that says what was run.
+"""
+from __future__ import annotations
+
+import math
+
+from vidcls.repro.cost import PAPER_COMPARISONS, comparisons_per_token, paper_comparisons
+from vidcls.repro.experiments import ATTENTIONS, SHIFT_DIVS, fraction_name
+from vidcls.repro.summary import cell
+
+
+def fmt(ms: tuple[float, float], digits: int = 1) -> str:
+    m, s = ms
+    if math.isnan(m):
+        return "–"
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+
+def table1_md(s: dict) -> str:
+    lines = ["| model | appearance top-1 (%) | temporal top-1 (%) | temporal: right pair (%) "
+             "| temporal: within pair (%) | params |",
+             "|---|---|---|---|---|---|"]
+    for label in ("TSN", "TSM"):
+        a, t = cell(s, "table1", "appearance", label), cell(s, "table1", "temporal", label)
+        ref = t or a
+        if not ref:
+            continue
+        lines.append(f"| {label} | {fmt(a['top1']) if a else '–'} | {fmt(t['top1']) if t else '–'}"
+                     f" | {fmt(t['pair_acc']) if t else '–'} | "
+                     f"{fmt(t['within_pair_acc']) if t else '–'} | "
+                     f"{ref['params'][0] / 1e6:.1f} M |")
+    return "\n".join(lines)
+
+
+def shift_md(s: dict) -> str:
+    lines = ["| channels shifted | in-place top-1 (%) | residual top-1 (%) |", "|---|---|---|"]
+    tsn = cell(s, "shift", "temporal", "TSN (no shift)")
+    if tsn:
+        lines.append(f"| none (TSN) | {fmt(tsn['top1'])} | {fmt(tsn['top1'])} |")
+    for d in SHIFT_DIVS:
+        name = fraction_name(2 / d)
+        i = cell(s, "shift", "temporal", f"inplace {name}")
+        r = cell(s, "shift", "temporal", f"residual {name}")
+        lines.append(f"| {name} (shift_div={d}) | {fmt(i['top1']) if i else '–'} | "
+                     f"{fmt(r['top1']) if r else '–'} |")
+    return "\n".join(lines)
+
+
+def online_md(s: dict) -> str:
+    lines = ["| model | temporal top-1 (%) | within pair (%) | CPU latency / clip (ms) |",
+             "|---|---|---|---|"]
+    for label in ("TSN (no shift)", "offline (bi-directional)", "online (uni-directional)"):
+        c = cell(s, "online", "temporal", label)
+        if c:
+            lines.append(f"| {label} | {fmt(c['top1'])} | {fmt(c['within_pair_acc'])} | "
+                         f"{c['latency_ms'][0]:.1f} |")
+    return "\n".join(lines)
+
+
+def attention_md(s: dict, cost: dict | None = None) -> str:
+    """Accuracy of the tiny trained models, with their cost and the ViT-B cost beside it."""
+    vitb = {}
+    for row in (cost or {}).get("rows", []):
+        if row["model"] == "timesformer_base" and "attention" in row:
+            vitb[row["attention"]] = row
+    lines = ["| attention | appearance top-1 (%) | temporal top-1 (%) | temporal within pair (%) "
+             "| params (tiny) | MFLOPs (tiny) | latency (tiny, ms) | comparisons / token "
+             "(8x224) | ViT-B 8x224: params / GFLOPs / latency fp32 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for att in ATTENTIONS:
+        a, t = cell(s, "attention", "appearance", att), cell(s, "attention", "temporal", att)
+        ref = a or t
+        if not ref:
+            continue
+        b = vitb.get(att)
+        if b:
+            lat = b["latency"].get("fp32", {}).get("latency_s")
+            big = (f"{b['params'] / 1e6:.1f} M / {b['gflops']:.0f} / "
+                   + (f"{lat:.2f} s" if lat is not None else "–"))
+            comp = str(b.get("comparisons", "–"))
+        else:
+            big, comp = "–", "–"
+        lines.append(f"| {att} | {fmt(a['top1']) if a else '–'} | {fmt(t['top1']) if t else '–'} | "
+                     f"{fmt(t['within_pair_acc']) if t else '–'} | "
+                     f"{ref['params'][0] / 1e3:.0f} k | {1000 * ref['gflops'][0]:.1f} | "
+                     f"{ref['latency_ms'][0]:.1f} | {comp} | {big} |")
+    return "\n".join(lines)
+
+
+def _latency_cell(res: dict | None) -> str:
+    if not res:
+        return "–"
+    if "latency_s" not in res:
+        return "failed"
+    mark = {"measured": "", "per block": " ᵇ", "extrapolated": " ᵉ"}.get(res["kind"], "")
+    lat = res["latency_s"]
+    text = f"{lat:.2f} s" if lat >= 1 else f"{1000 * lat:.0f} ms"
+    return text + mark
+
+
+def _mem_cell(res: dict | None) -> str:
+    if not res or "peak_rss_mb" not in res:
+        return "–"
+    return f"{res['peak_rss_mb'] / 1024:.2f} GB"
+
+
+def cost_md(cost: dict) -> str:
+    """The main cost table: every model at its reference input."""
+    dtypes = cost["settings"]["dtypes"]
+    head = ["model", "input", "params (M)", "paper params (M)", "GFLOPs", "paper GFLOPs"]
+    for d in dtypes:
+        head += [f"latency {d}", f"peak memory {d}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    order = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenetv2")
+
+    def rank(row):  # TSN next to its TSM, backbones by size, then TimeSformer as listed
+        name = row["model"]
+        if name.startswith(("tsn_", "tsm_")):
+            b = name[4:]
+            return (0, order.index(b) if b in order else 9, name.startswith("tsm_"))
+        return (1, 0, 0)
+
+    for row in sorted(cost["rows"], key=rank):
+        paper = row.get("paper") or {}
+        cells = [row["label"], f"{row['frames']}x{row['size']}", f"{row['params'] / 1e6:.1f}",
+                 f"{paper['params_m']:.1f}" if "params_m" in paper else "",
+                 f"{row['gflops']:.1f}", f"{paper['gflops']:.0f}" if "gflops" in paper else ""]
+        for d in dtypes:
+            res = row["latency"].get(d)
+            cells += [_latency_cell(res), _mem_cell(res)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def shift_overhead_md(cost: dict) -> str:
+    """TSN vs TSM latency: the shift's data movement is TSM's only extra cost."""
+    shift = cost.get("shift") or {}
+    best = shift.get("min_s") or shift.get("median_s")
+    if not best:
+        return "(not measured)"
+    paper = {"TSM, 1/4 of the channels, residual": "~3 (1/8 each way)",
+             "TSM, all channels, in-place": "13.7 (naive shift, CPU)"}
+    paired = shift.get("paired_overhead_pct", {})
+    lines = [f"ResNet-50, 8x224, fp32, batch 1, {shift['threads']} thread(s); the five models "
+             f"timed in turn for {shift['rounds']} rounds. Overhead = best run vs TSN's best "
+             f"run; paired = median over rounds of the ratio to TSN in the same round. With "
+             f"this few rounds on a shared CPU, differences of a few percent either way are "
+             f"run-to-run noise; `benchmarks/bench_tsm.py` measures the overhead with many "
+             f"interleaved rounds (docs/benchmarks.md).", "",
+             "| model | latency (best) | overhead vs TSN (%) | paired overhead (%) "
+             "| paper overhead (%) |", "|---|---|---|---|---|"]
+    for label, t in best.items():
+        pp = f"{paired[label]:+.1f}" if label in paired else "–"
+        lines.append(f"| {label} | {t:.2f} s | {shift['overhead_pct'][label]:+.1f} | {pp} | "
+                     f"{paper.get(label, '')} |")
+    return "\n".join(lines)
+
+
+def comparisons_md(cost: dict) -> str:
+    lines = ["| attention | paper formula | per token at 8x224 (N=196, F=8): paper | ours | "
+             "at 96x224 (F=96): ours |", "|---|---|---|---|---|"]
+    rows = {(r["model"], r.get("attention")): r for r in cost["rows"]}
+    for att in ATTENTIONS:
+        b = rows.get(("timesformer_base", att))
+        ours8 = b["comparisons"] if b else comparisons_per_token(att, 8, (14, 14))
+        lines.append(f"| {att} | {PAPER_COMPARISONS[att]} | {paper_comparisons(att, 8, (14, 14))}"
+                     f" | {ours8} | {comparisons_per_token(att, 96, (14, 14))} |")
+    return "\n".join(lines)
+
+
+
+def verdict_lines(vs: list[dict]) -> str:
+    return "\n".join(f"- {v['badge']}: {v['text']}" for v in vs)
+
+
+def setup_md(records: list[dict], pretrain: list[dict]) -> str:
+    if not records:
+        return "(no accuracy results yet)"
+    r0 = records[0]
+    recipe = r0.get("recipe", {})
+    data = recipe.get("data", {})
+    runs = {r["key"]: r for r in records + pretrain if "reused_from" not in r}
+    cpu = sum(r.get("cpu_seconds") or 0 for r in runs.values())
+    wall = sum(r.get("seconds") or 0 for r in runs.values())
+    fams = {}
+    for r in records:
+        fams.setdefault("TimeSformer" if r["model"].startswith("timesformer") else "TSN/TSM", r)
+    recipes = "; ".join(f"{fam}: {r['recipe']['epochs']} epoch(s) at learning rate "
+                        f"{r['recipe']['lr']}" for fam, r in fams.items())
+    seeds = sorted({r["seed"] for r in records})
+    text = (f"Preset `{r0.get('preset')}`. Data: the built-in synthetic datasets, "
+            f"{data.get('num_classes')} classes, {data.get('videos_per_class')} videos per class "
+            f"({int(100 * data.get('val_fraction', 0.2))} % held out for scoring), "
+            f"{data.get('num_frames')}-frame videos of {data.get('size')}x{data.get('size')} "
+            f"pixels: `temporal` (Something-Something-like: the class is only in the motion; "
+            f"classes come in pairs, each video of the second class a video of the first played "
+            f"backwards) and `appearance` (Kinetics-like: the class is the object's shape and "
+            f"colour family, visible in any single frame; position, motion, size and background "
+            f"are random). Clips of {recipe.get('num_frames')} frames (TSN segment sampling), batch "
+            f"{recipe.get('batch_size')}, AdamW (weight decay {recipe.get('weight_decay')}), "
+            f"cosine schedule, multi-scale crop, no flip (it would swap left and right); "
+            f"{recipes}. Seeds {', '.join(map(str, seeds))} (model initialisation and data "
+            f"order; the videos are the same). Scored after the last epoch on the held-out "
+            f"videos, 1 clip x 1 centre crop.")
+    if pretrain:
+        parts = []
+        for r in pretrain:
+            pr = r.get("recipe", {})
+            pd = pr.get("data", {})
+            name = "ResNet (TSN/TSM)" if r["label"] == "cnn" else "ViT (TimeSformer)"
+            parts.append(f"{name}: {pr.get('epochs')} epoch(s), {pr.get('num_frames', 1)} "
+                         f"frame(s) per clip, {r['top1']:.1f} % top-1 on its "
+                         f"{r.get('num_val', '?')} held-out videos (chance "
+                         f"{100 / pd.get('num_classes', 8):.1f} %)")
+        text += (" Like the papers (ImageNet initialisation), every video model starts from an "
+                 "image model of its family pretrained once on single frames of a separate "
+                 f"task: {pretrain[0]['recipe']['data']['num_classes']}-shape `appearance` "
+                 f"videos drawn with another seed. " + "; ".join(parts) + ".")
+    text += (f" Cost: {len(runs)} trainings, {wall / 60:.0f} min of run time in total (two at "
+             f"a time) and {cpu / 60:.0f} CPU-minutes, i.e. about {cpu / 120:.0f} min on 2 "
+             f"dedicated cores.")
+    return text
