@@ -59,7 +59,7 @@ def build(arch: str, size: int, workdir: Path, threads: int) -> dict[str, Callab
     def torch_frame():
         with torch.inference_mode():
             feats = tsn.backbone.forward_features(frame)  # (1, C)
-            tsn.forward_head(feats[:, None], pre_consensus=True)
+            tsn.forward_head(feats[:, None])
 
     def torch_online():
         with torch.inference_mode():

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from vidcls.engine.config import Config, from_dict
+from vidcls.viz import plot_curves, pyplot
 
 
 @dataclass
@@ -85,85 +86,69 @@ def _history(run_dir: Path) -> list[dict]:
 
 def train_side_by_side(configs: dict[str, Config], out: Path, *, n_train: int,
                        progress: bool = True) -> dict[str, float]:
-    """Train every config in its own ``vidcls train`` process, all at once.
+    """Train every config in its own ``vidcls train`` process, all at once (the job pool of
+    :mod:`vidcls.repro.runner`: one single-threaded process per core, the same budget for
+    every model by construction); returns the seconds each took.
 
-    Why processes: the two models get the same budget by construction, and small convolutions
-    run better as one single-threaded process per core than as one multi-threaded process
-    (no OpenMP synchronisation, no spin-waiting when the machine is busy). The parent follows
-    each run's ``metrics.jsonl`` to draw one progress bar per model; each run's own output goes
-    to ``OUTPUT_DIR/train.log``.
+    The parent follows each run's ``metrics.jsonl`` to draw one progress bar per model (plain
+    lines per finished epoch without ``progress``); each run's own output goes to
+    ``OUTPUT_DIR/train.log``. A failed run stops the others and raises with its last lines.
     """
-    import subprocess
-
     from vidcls.engine.config import save_config
+    from vidcls.repro.runner import Job, run_jobs
 
-    cores = os.cpu_count() or 1
-    parallel = max(1, min(len(configs), cores))
-    threads = max(1, cores // parallel)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    jobs = {}
+    jobs = []
     for label, cfg in configs.items():
         run = Path(cfg.output_dir)
         run.mkdir(parents=True, exist_ok=True)
-        (run / "metrics.jsonl").unlink(missing_ok=True)
-        save_config(cfg, out / f"{label.lower()}.yaml")
-        jobs[label] = {"cmd": [sys.executable, "-m", "vidcls", "train",
-                               str(out / f"{label.lower()}.yaml"), "--no-progress"],
-                       "log": run / "train.log", "run": run,
-                       "steps": cfg.train.epochs * -(-n_train // cfg.data.batch_size)}
-    pending = list(jobs)
-    running: dict[str, tuple] = {}
-    seconds: dict[str, float] = {}
+        for stale in ("metrics.jsonl", "train.log"):  # this demo run's files only
+            (run / stale).unlink(missing_ok=True)
+        config_path = out / f"{label.lower()}.yaml"
+        save_config(cfg, config_path)
+        jobs.append(Job(label, [sys.executable, "-m", "vidcls", "train", str(config_path),
+                                "--no-progress"], run / "train.log"))
+    printed = dict.fromkeys(configs, 0)
     bars = {}
     if progress:
         from tqdm import tqdm
 
-        for i, label in enumerate(jobs):
-            bars[label] = tqdm(total=jobs[label]["steps"], desc=f"{label} training",
-                               position=i, dynamic_ncols=True, unit="step", file=sys.stderr)
+        for i, (label, cfg) in enumerate(configs.items()):
+            steps = cfg.train.epochs * -(-n_train // cfg.data.batch_size)
+            bars[label] = tqdm(total=steps, desc=f"{label} training", position=i,
+                               dynamic_ncols=True, unit="step", file=sys.stderr)
+
+    def print_epochs(label: str) -> None:
+        """Plain lines, one per finished epoch (logs, CI, --no-progress)."""
+        hist = _history(Path(configs[label].output_dir))
+        for h in hist[printed[label]:]:
+            print(f"  {label} epoch {h['epoch']}/{configs[label].train.epochs}: "
+                  f"loss {h['train_loss']:.3f}, val top-1 "
+                  f"{h.get('val_top1', float('nan')):.1f}%", flush=True)
+        printed[label] = len(hist)
+
+    def on_poll(running: list[str]) -> None:
+        for label in running:
+            if label in bars:
+                _update_bar(bars[label], Path(configs[label].output_dir) / "metrics.jsonl")
+            else:
+                print_epochs(label)
+
+    def on_finish(result) -> None:
+        if not result.ok:
+            raise RuntimeError(f"{result.name} training failed (exit code {result.returncode}); "
+                               f"last lines of {result.log}:\n" + "\n".join(result.tail(15)))
+
     try:
-        while pending or running:
-            while pending and len(running) < parallel:
-                label = pending.pop(0)
-                log = open(jobs[label]["log"], "w")
-                proc = subprocess.Popen(jobs[label]["cmd"], stdout=log, stderr=log, env=env)
-                running[label] = (proc, log, time.perf_counter())
-            time.sleep(0.5)
-            for label in list(running):
-                proc, log, t0 = running[label]
-                if label in bars:
-                    _update_bar(bars[label], jobs[label]["run"] / "metrics.jsonl")
-                else:  # plain lines, one per finished epoch (logs, CI, --no-progress)
-                    hist = _history(jobs[label]["run"])
-                    for h in hist[jobs[label].setdefault("printed", 0):]:
-                        print(f"  {label} epoch {h['epoch']}/{configs[label].train.epochs}: "
-                              f"loss {h['train_loss']:.3f}, val top-1 "
-                              f"{h.get('val_top1', float('nan')):.1f}%", flush=True)
-                    jobs[label]["printed"] = len(hist)
-                if proc.poll() is None:
-                    continue
-                log.close()
-                seconds[label] = time.perf_counter() - t0
-                del running[label]
-                if proc.returncode != 0:
-                    tail = jobs[label]["log"].read_text().strip().splitlines()[-15:]
-                    raise RuntimeError(f"{label} training failed (exit code {proc.returncode}); "
-                                       f"last lines of {jobs[label]['log']}:\n"
-                                       + "\n".join(tail))
+        results = run_jobs(jobs, parallel=min(len(jobs), os.cpu_count() or 1), poll_seconds=0.5,
+                           on_poll=on_poll, on_finish=on_finish, grace_seconds=0)
     finally:
-        for proc, log, _ in running.values():
-            proc.kill()
-            log.close()
         for bar in bars.values():
             bar.close()
-    for label, job in jobs.items():
+    for label in configs:
         if not progress:
-            for h in _history(job["run"])[job.get("printed", 0):]:
-                print(f"  {label} epoch {h['epoch']}/{configs[label].train.epochs}: "
-                      f"loss {h['train_loss']:.3f}, val top-1 "
-                      f"{h.get('val_top1', float('nan')):.1f}%", flush=True)
-        print(f"  {label}: trained in {seconds[label]:.0f}s", flush=True)
-    return seconds
+            print_epochs(label)
+        print(f"  {label}: trained in {results[label].seconds:.0f}s", flush=True)
+    return {label: r.seconds for label, r in results.items()}
 
 
 def _update_bar(bar, metrics: Path) -> None:
@@ -196,54 +181,37 @@ def _count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def demo_plots(run_dir: str | Path) -> list[str]:
+    """Plots for a ``vidcls demo`` run directory (also ``vidcls bench report --demo``):
+    ``accuracy.png`` (TSN vs TSM top-1 and mean class accuracy with the chance levels) and
+    ``explain_tsn.png`` / ``explain_tsm.png`` (Grad-CAM on the video the demo predicted)."""
+    from vidcls.repro.examples import explain_png
+    from vidcls.repro.plots import plot_demo_accuracy
+
+    run = Path(run_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    plot_demo_accuracy(summary, run / "accuracy.png")
+    written = [str(run / "accuracy.png")]
+    video = summary.get("prediction", {}).get("video")
+    for label, model in summary["models"].items():
+        ckpt = model.get("checkpoint")
+        if not (video and ckpt and Path(ckpt).exists()):
+            continue
+        written.append(explain_png(video, ckpt, run / f"explain_{label.lower()}.png"))
+    return written
+
+
 def _report_plots(out: Path) -> list[str]:
-    """The plots ``vidcls bench report --demo`` draws (TSN vs TSM bars, Grad-CAM of the
-    predicted video), as names relative to ``out``; none without matplotlib."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    """:func:`demo_plots` as names relative to ``out``; none without matplotlib."""
+    if pyplot() is None:
         return []
-    from vidcls.bench.report import demo_plots
-
     return [str(Path(p).relative_to(out)) for p in demo_plots(out)]
-
-
-def plot_curves(histories: dict[str, list[dict]], path: Path) -> bool:
-    """Training loss and validation top-1 per epoch for every model, one PNG."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, hist in histories.items():
-        epochs = [h["epoch"] for h in hist]
-        ax1.plot(epochs, [h["train_loss"] for h in hist], marker="o", label=name)
-        val = [(h["epoch"], h["val_top1"]) for h in hist if "val_top1" in h]
-        if val:
-            ax2.plot(*zip(*val), marker="o", label=name)
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("training loss")
-    ax1.set_title("training loss")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("validation top-1 (%)")
-    ax2.set_ylim(0, 100)
-    ax2.set_title("validation accuracy")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
 
 
 def stream_video(checkpoint: Path, video: str, *, show: bool = True) -> dict:
     """Feed ``video`` frame by frame to online TSM; compare with the offline model."""
+    from vidcls.models.online_tsm import OnlineTSM
     from vidcls.predict import Predictor
-    from vidcls.streaming import OnlineTSM
 
     pred = Predictor(checkpoint)
     item = pred.dataset([video])[0]

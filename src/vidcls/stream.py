@@ -80,7 +80,7 @@ class _TorchBackend:
             logits = self.online.step(frame)  # (1, K)
         else:
             feats = self.model.backbone.forward_features(frame)  # (1, C)
-            logits = self.model.forward_head(feats[:, None], pre_consensus=True)[:, 0]
+            logits = self.model.forward_head(feats[:, None])  # one frame: (1, 1, C) -> (1, K)
         return logits[0].float().cpu().numpy()
 
 

@@ -1,6 +1,7 @@
 """Checkpoint I/O: safetensors + JSON round trips, atomic swaps, no unpickling."""
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -34,7 +35,7 @@ def test_model_round_trip_rebuilds_from_meta(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "load", boom)
     loaded, meta2 = ckpt.load_model(tmp_path / "ck")
     assert meta2["classes"] == classes and loaded.classes == classes
-    assert loaded.preprocessing["input_size"] == 32
+    assert loaded.preprocessing.input_size == 32 and loaded.preprocessing.resize == 36
     x = torch.randn(2, 4, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
@@ -137,3 +138,34 @@ def test_train_state_round_trip_continues_identically(tmp_path, opt_name):
         step(net2, opt2, sched2)
     for k in expected:
         torch.testing.assert_close(net2.state_dict()[k], expected[k], rtol=0, atol=0)
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "checkpoint_v0_1_timesformer_tiny"
+
+
+def test_a_checkpoint_written_by_v0_1_still_loads_and_predicts_the_same():
+    """``fixtures/checkpoint_v0_1_timesformer_tiny`` was written by ``vidcls train`` of release
+    0.1 (before the restructuring); its logits on a fixed input were recorded then."""
+
+    model, meta = ckpt.load_model(FIXTURE)
+    expected = json.loads((FIXTURE / "expected_logits.json").read_text())
+    x = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), torch.tensor(expected["logits"]), rtol=0,
+                                   atol=1e-6)
+    prep = model.preprocessing
+    assert (prep.input_size, prep.resize, prep.num_frames, prep.sampling) == (32, 32, 4, "segment")
+    assert model.classes == ["moving right", "moving left", "approaching", "receding"]
+    assert meta["model"]["name"] == "timesformer_base"
+
+
+def test_a_misspelled_preprocessing_key_in_meta_is_an_error(tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(FIXTURE, bad)
+    meta = json.loads((bad / "meta.json").read_text())
+    meta["preprocessing"]["frame_intervall"] = 2
+    (bad / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"meta.json.*unknown key\(s\) \['frame_intervall'\]"):
+        ckpt.load_model(bad)

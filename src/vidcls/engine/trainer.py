@@ -15,7 +15,7 @@ returns. A loss that becomes NaN/inf stops the run with ``TrainingDiverged`` wit
 checkpoint, so ``last`` stays the last good state.
 
 Scoring the validation set is ``engine.inference``; device, seeds, precision and the stop
-flag are ``engine.runtime``; config -> datasets is ``engine.builders``.
+flag are ``engine.runtime``; config -> model and datasets is ``engine.builders``.
 """
 from __future__ import annotations
 

@@ -32,17 +32,16 @@ def summarize(records: list[dict]) -> dict[tuple[str, str, str], dict]:
     out = {}
     for key, by_seed in cells.items():
         rs = [by_seed[s] for s in sorted(by_seed)]
-        cell: dict[str, Any] = {"n": len(rs), "seeds": sorted(by_seed), "records": rs}
+        entry: dict[str, Any] = {"n": len(rs), "seeds": sorted(by_seed), "records": rs}
         for m in METRICS + ("params", "gflops", "latency_ms", "cpu_seconds", "seconds"):
             vals = [r.get(m) for r in rs if r.get(m) is not None]
-            cell[m] = mean_std(vals)
-            cell[f"{m}_values"] = vals
+            entry[m] = mean_std(vals)
+            entry[f"{m}_values"] = vals
         for extra in ("shift_fraction", "place"):
             if extra in rs[0]:
-                cell[extra] = rs[0][extra]
-        out[key] = cell
+                entry[extra] = rs[0][extra]
+        out[key] = entry
     return out
-
 
 
 def cell(summary: dict, experiment: str, kind: str, label: str) -> dict | None:

@@ -11,11 +11,11 @@ from vidcls.repro.summary import cell
 
 
 def fmt(ms: tuple[float, float], digits: int = 1) -> str:
+    """``(mean, std)`` as ``"m ± s"``; a dash for a cell without values."""
     m, s = ms
     if math.isnan(m):
         return "–"
     return f"{m:.{digits}f} ± {s:.{digits}f}"
-
 
 
 def table1_md(s: dict) -> str:
@@ -170,12 +170,13 @@ def comparisons_md(cost: dict) -> str:
     return "\n".join(lines)
 
 
-
 def verdict_lines(vs: list[dict]) -> str:
+    """The verdicts under a table, one bullet each: badge, then the numbers and the rule."""
     return "\n".join(f"- {v['badge']}: {v['text']}" for v in vs)
 
 
 def setup_md(records: list[dict], pretrain: list[dict]) -> str:
+    """What was run: data, recipe, seeds, pretraining and the compute it took."""
     if not records:
         return "(no accuracy results yet)"
     r0 = records[0]

@@ -128,4 +128,3 @@ def verdict_attention(s: dict, num_classes: int = 4) -> list[dict]:
                                              f"pair {w:.1f} % (rule: space far behind, ≥ 20 "
                                              f"points)"))
     return out
-
