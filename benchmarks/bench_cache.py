@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -26,6 +25,7 @@ from vidcls.data.dataset import VideoClipDataset, collate_clips
 from vidcls.data.formats import VideoRecord
 from vidcls.data.synthetic import generate
 from vidcls.data.transforms import build_train_transform
+from vidcls.repro.timing import timed
 
 
 def epoch_times(records, classes: list[str], cache_mb: float, epochs: int, size: int,
@@ -33,18 +33,21 @@ def epoch_times(records, classes: list[str], cache_mb: float, epochs: int, size:
     transform = build_train_transform("multiscale", size=size, resize=size)
     ds = VideoClipDataset(records, classes, num_frames=frames, train=True,
                           transform=transform, seed=0, cache_mb=cache_mb)
-    times, first = [], None
+    times = []
+    first: list[torch.Tensor] = []  # the first batch's clips, to compare both ways
+
+    def one_epoch(loader) -> None:
+        for batch in loader:
+            if not first:
+                first.append(batch["clip"].clone())
+
     for epoch in range(epochs):
         ds.set_epoch(epoch)
         torch.manual_seed(epoch)
         loader = DataLoader(ds, batch_size=8, shuffle=False, num_workers=0,
                             collate_fn=collate_clips)
-        start = time.perf_counter()
-        for batch in loader:
-            if first is None:
-                first = batch["clip"].clone()
-        times.append(time.perf_counter() - start)
-    return times, first
+        times.append(timed(lambda: one_epoch(loader))[1])
+    return times, first[0]
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import av
@@ -34,6 +33,7 @@ from vidcls.data.formats import VideoRecord
 from vidcls.data.sampling import sample_indices
 from vidcls.data.transforms import build_train_transform
 from vidcls.data.video import VideoDecodeError, VideoReader
+from vidcls.repro.timing import timed
 
 
 # --------------------------------------------------------------------------- test videos
@@ -71,9 +71,9 @@ def ensure_videos(cache: Path, name: str, width: int, height: int, args) -> list
     paths = [d / f"v{i}.mp4" for i in range(args.videos)]
     for i, p in enumerate(paths):
         if not p.exists():
-            t = time.perf_counter()
-            make_video(p, width, height, args.seconds, args.fps, args.gop, seed=i)
-            print(f"  encoded {p} in {time.perf_counter() - t:.1f} s", flush=True)
+            _, seconds = timed(lambda: make_video(p, width, height, args.seconds, args.fps,
+                                                  args.gop, seed=i))
+            print(f"  encoded {p} in {seconds:.1f} s", flush=True)
     return paths
 
 
@@ -98,11 +98,14 @@ def loader_throughput(dataset, clips: int, workers: int, batch_size: int) -> flo
     """Clips per second over ``clips`` items (the dataset is cycled), worker start-up included
     (timing from the first batch would credit the batches prefetched meanwhile)."""
     order = [i % len(dataset) for i in range(clips)]
-    t = time.perf_counter()
-    loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=batch_size,
-                        num_workers=workers, collate_fn=collate_clips, shuffle=False)
-    n = sum(batch["clip"].shape[0] for batch in loader)
-    return n / (time.perf_counter() - t)
+
+    def load_all() -> int:
+        loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=batch_size,
+                            num_workers=workers, collate_fn=collate_clips, shuffle=False)
+        return sum(batch["clip"].shape[0] for batch in loader)
+
+    n, seconds = timed(load_all)
+    return n / seconds
 
 
 def time_split(dataset, items: int) -> tuple[float, float, float]:
@@ -111,13 +114,10 @@ def time_split(dataset, items: int) -> tuple[float, float, float]:
     decoded = 0
     for i in range(items):
         rec = dataset.records[i % len(dataset.records)]
-        t0 = time.perf_counter()
-        idx, frames = dataset._read(rec, np.random.default_rng(i))
-        t1 = time.perf_counter()
-        dataset._views(frames, idx.shape[0], rec.label, i)
-        t2 = time.perf_counter()
-        dec += t1 - t0
-        tra += t2 - t1
+        (idx, frames), dec_s = timed(lambda: dataset._read(rec, np.random.default_rng(i)))
+        _, tra_s = timed(lambda: dataset._views(frames, idx.shape[0], rec.label, i))
+        dec += dec_s
+        tra += tra_s
         if isinstance(dataset, DecodeAllDataset):
             with av.open(rec.path) as c:
                 decoded += c.streams.video[0].frames

@@ -15,7 +15,8 @@ per-frame preprocessing of a 640x480 frame (resize short side to 256, centre cro
 plus the online step.
 
 Noise control for a shared CPU: variants run interleaved, round after round; the table gives
-medians, and a ratio is the median of per-round ratios (both timed back to back in a round).
+medians, and a ratio is the median of per-round ratios (both timed back to back in a round):
+:mod:`vidcls.repro.timing`.
 
     python benchmarks/bench_online.py --threads 1 --repeats 30 --markdown online.md  (a table to paste into docs/benchmarks.md)
 """
@@ -31,11 +32,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-from timing import interleaved, paired_ratio
 
 from vidcls.export import OnnxClassifier, OnnxStreamSession, export_onnx
 from vidcls.models import create_model
-from vidcls.streaming import OnlineTSM
+from vidcls.models.online_tsm import OnlineTSM
+from vidcls.repro.timing import interleaved, paired_ratio
 
 
 def build(arch: str, size: int, workdir: Path, threads: int) -> dict[str, Callable[[], object]]:

@@ -12,31 +12,32 @@ Prints ratios (not absolute claims):
    block is the growth of the model; joint at 96 frames would take minutes per 12-block pass).
 
 Latency: both models in one process, runs interleaved (HF, ours, HF, ours, ...), median of
-``--repeats`` after one warm-up, ``torch.inference_mode``, ``--threads`` intra-op threads.
+``--repeats`` after one warm-up, ``torch.inference_mode``, ``--threads`` intra-op threads
+(:func:`vidcls.repro.timing.interleaved`).
 
 Peak memory: every measurement runs in a fresh subprocess that builds only its own model,
 with glibc's mmap threshold fixed at 128 KiB (so freed tensors leave RSS at once), runs one
 warm-up forward pass, returns freed heap to the OS (``malloc_trim``), resets the
 kernel's peak-RSS counter (``/proc/self/clear_refs`` <- 5), runs one forward pass, and reads
-``VmHWM`` from ``/proc/self/status``. The reported number is peak RSS during that forward
-minus RSS before it: activation memory, weights excluded. (tracemalloc does not see torch's allocations; where
-``clear_refs`` is unavailable, ``ru_maxrss`` is used and construction peaks may leak in.)
+``VmHWM`` from ``/proc/self/status`` (:func:`vidcls.repro.timing.call_peak_kb`). The reported
+number is peak RSS during that forward minus RSS before it: activation memory, weights
+excluded. (tracemalloc does not see torch's allocations; where ``clear_refs`` is unavailable,
+``ru_maxrss`` is used and construction peaks may leak in.)
 
 Example:  python benchmarks/bench_timesformer.py --threads 2 --repeats 3 --depth 2
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
-import time
 
 import torch
+
+from vidcls.repro.runner import run_json
+from vidcls.repro.timing import call_peak_kb, interleaved, native_bf16
 
 
 def hf_config(attention: str, frames: int, size: int, depth: int):
@@ -60,14 +61,6 @@ def run(model, x):
     return out.logits if hasattr(out, "logits") else out
 
 
-def rss_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
 def memory_child(impl: str, attention: str, frames: int, size: int, depth: int, batch: int,
                  dtype: str) -> None:
     """Subprocess body: print the forward pass's peak RSS delta (KiB) as JSON."""
@@ -76,22 +69,14 @@ def memory_child(impl: str, attention: str, frames: int, size: int, depth: int, 
     x = torch.randn(batch, frames, 3, size, size)
     with torch.inference_mode():
         run(model, x)  # warm-up: lazily created kernels / thread pools are not activations
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
-    before = rss_kb("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        method = "VmHWM"
-    except OSError:
-        method = "ru_maxrss"
-    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=dtype == "bf16"):
-        run(model, x)
-    peak = rss_kb("VmHWM") if method == "VmHWM" else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"delta_kib": peak - before, "method": method}))
+
+    def forward():
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16,
+                                                    enabled=dtype == "bf16"):
+            run(model, x)
+
+    delta, method = call_peak_kb(forward)
+    print(json.dumps({"delta_kib": delta, "method": method}))
 
 
 def peak_memory_mib(args, impl: str, attention: str, frames: int) -> float:
@@ -102,30 +87,18 @@ def peak_memory_mib(args, impl: str, attention: str, frames: int) -> float:
     # instead of heap fragmentation.
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
                MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["delta_kib"] / 1024
-
-
-def native_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return True  # unknown: say nothing
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    result = run_json(cmd, timeout=3600, env=env)
+    if "error" in result:
+        raise RuntimeError(f"memory measurement {impl} {attention} {frames} frames failed: "
+                           f"{result['error']}")
+    return result["delta_kib"] / 1024
 
 
 def latencies(models: dict, x, repeats: int, bf16: bool = False) -> dict[str, float]:
-    """Median seconds per forward for each model, runs interleaved."""
-    times = {name: [] for name in models}
+    """Median seconds per forward for each model, runs interleaved after one warm-up each."""
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-        for m in models.values():
-            run(m, x)  # warm-up
-        for _ in range(repeats):
-            for name, m in models.items():
-                t0 = time.perf_counter()
-                run(m, x)
-                times[name].append(time.perf_counter() - t0)
+        times = interleaved({name: (lambda m=m: run(m, x)) for name, m in models.items()},
+                            repeats, warmup=1)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 

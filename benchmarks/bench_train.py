@@ -20,12 +20,13 @@ import json
 import os
 import socket
 import sys
-import time
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
+
+from vidcls.repro.timing import time_calls
 
 
 def build(args, num_classes=10):
@@ -55,9 +56,8 @@ def time_steps(model, batch, args, precision: str, channels_last: bool, ddp=None
     mean = torch.tensor([0.45] * 3)
     std = torch.tensor([0.225] * 3)
     device = torch.device("cpu")
-    times, cpu = [], []
-    for i in range(args.warmup + args.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
+
+    def step():
         x = normalize_clip(clip, mean, std)
         with autocast_context(device, precision):
             logits = train_model(x)
@@ -65,13 +65,10 @@ def time_steps(model, batch, args, precision: str, channels_last: bool, ddp=None
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
+
+    times = time_calls(step, args.steps, warmup=args.warmup)
     model.to(memory_format=torch.contiguous_format)
-    times.sort()
-    cpu.sort()
-    return times[len(times) // 2], cpu[len(cpu) // 2]
+    return times.median, times.cpu_median
 
 
 def _ddp_worker(rank, world, port, args, queue):

@@ -13,7 +13,7 @@ Prints, from one run:
 
 Noise control for a shared CPU: all variants run interleaved, round after round, and the table
 reports medians; a ratio is the median of the per-round ratios (each round times both models
-back to back, so slow phases of the machine cancel).
+back to back, so slow phases of the machine cancel): :mod:`vidcls.repro.timing`.
 
     python benchmarks/bench_tsm.py --threads 2 --repeats 20
 """
@@ -23,10 +23,10 @@ import argparse
 import statistics
 
 import torch
-from timing import interleaved, paired_ratio
 
 from vidcls.models import create_model
 from vidcls.ops.temporal_shift import _shift_cat, temporal_shift, temporal_shift_reference_style
+from vidcls.repro.timing import interleaved, paired_ratio
 
 
 def bench_models(args) -> None:

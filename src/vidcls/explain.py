@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidcls.viz import colorize, overlay_heatmaps, save_grid_png, upscale_nearest
+
 __all__ = ["Explanation", "attention_rollout", "grad_cam", "explain_clip", "explain_video",
            "overlay_heatmaps", "colorize", "attention_probs", "token_groups", "conv_stages",
            "object_focus"]
@@ -237,98 +239,11 @@ def object_focus(clip: Tensor, maps: Tensor, threshold: float = 60.0) -> float |
 
 
 # --------------------------------------------------------------------------- rendering
-def colorize(heat: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] -> RGB floats in [0, 1] on a 'jet'-like blue-cyan-yellow-red scale
-    (no matplotlib needed)."""
-    h = np.clip(np.asarray(heat, dtype=np.float32), 0.0, 1.0)[..., None]
-    r = np.clip(1.5 - np.abs(4 * h - 3), 0, 1)
-    g = np.clip(1.5 - np.abs(4 * h - 2), 0, 1)
-    b = np.clip(1.5 - np.abs(4 * h - 1), 0, 1)
-    return np.concatenate([r, g, b], axis=-1)  # (..., 3)
-
-
+# (colorize, overlay_heatmaps and the PNG grid are vidcls.viz's image helpers)
 def normalize_maps(maps: Tensor) -> Tensor:
     """Scale a clip's maps ``(T, h, w)`` jointly to [0, 1] (joint: frames stay comparable)."""
     lo, hi = maps.min(), maps.max()
     return (maps - lo) / (hi - lo) if hi > lo else torch.zeros_like(maps)
-
-
-def overlay_heatmaps(frames: np.ndarray, heat: Tensor | np.ndarray, alpha: float = 0.5
-                     ) -> np.ndarray:
-    """Blend heat maps over frames.
-
-    frames: uint8 ``(T, H, W, 3)``; heat: ``(T, h, w)`` in [0, 1] (upsampled bilinearly to
-    ``H x W``). Returns uint8 ``(T, H, W, 3)``.
-    """
-    T, H, W, _ = frames.shape
-    heat = torch.as_tensor(np.asarray(heat), dtype=torch.float32)
-    if heat.shape[0] != T:
-        raise ValueError(f"{heat.shape[0]} heat maps for {T} frames; give one map per frame")
-    up = F.interpolate(heat[:, None], size=(H, W), mode="bilinear", align_corners=False)
-    up = up[:, 0].clamp(0, 1).numpy()  # (T, H, W)
-    blend = (1 - alpha) * frames.astype(np.float32) / 255.0 + alpha * colorize(up)
-    return np.clip(blend * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-def _upscale(images: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour upscaling of uint8 ``(..., H, W, 3)`` (tiny clips become visible)."""
-    return images.repeat(factor, axis=-3).repeat(factor, axis=-2) if factor > 1 else images
-
-
-def write_png(path: str | Path, image: np.ndarray) -> None:
-    """Write uint8 ``(H, W, 3)`` as PNG with PyAV (a core dependency)."""
-    import av
-
-    with av.open(str(path), "w", format="image2") as out:
-        stream = out.add_stream("png", rate=1)
-        stream.width, stream.height = image.shape[1], image.shape[0]
-        stream.pix_fmt = "rgb24"
-        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image),
-                                                               format="rgb24")):
-            out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-
-
-def grid_image(frames: np.ndarray, overlays: np.ndarray, pad: int = 2) -> np.ndarray:
-    """Two rows (frames, overlays) x T columns, white padding: uint8 ``(2H+3p, T(W+p)+p, 3)``."""
-    T, H, W, _ = frames.shape
-    out = np.full((2 * H + 3 * pad, T * (W + pad) + pad, 3), 255, dtype=np.uint8)
-    for t in range(T):
-        x0 = pad + t * (W + pad)
-        out[pad:pad + H, x0:x0 + W] = frames[t]
-        out[2 * pad + H:2 * pad + 2 * H, x0:x0 + W] = overlays[t]
-    return out
-
-
-def save_grid_png(path: str | Path, frames: np.ndarray, overlays: np.ndarray,
-                  title: str = "") -> None:
-    """The PNG grid, with a title and row labels when matplotlib is installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        write_png(path, grid_image(frames, overlays))
-        return
-    T = frames.shape[0]
-    fig, axes = plt.subplots(2, T, figsize=(1.6 * T + 0.6, 3.6), squeeze=False)
-    for t in range(T):
-        for row, images in enumerate((frames, overlays)):
-            ax = axes[row, t]
-            ax.imshow(images[t], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(f"frame {t + 1}", fontsize=8)
-    axes[0, 0].set_ylabel("input", fontsize=9)
-    axes[1, 0].set_ylabel("heat map", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- high level
@@ -414,7 +329,7 @@ def explain_video(video: str | Path, checkpoint: str | Path, output: str | Path,
     frames = clip.permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
     overlays = overlay_heatmaps(frames, ex.heat, alpha=alpha)
     factor = max(1, -(-min_size // min(frames.shape[1:3])))
-    big_frames, big_overlays = _upscale(frames, factor), _upscale(overlays, factor)
+    big_frames, big_overlays = upscale_nearest(frames, factor), upscale_nearest(overlays, factor)
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
-"""``vidcls bench``: the experiment plan shares identical runs across tables, the toy preset
-runs end to end through real training processes, resumes, and turns its JSON lines into
-tables, plots and verdicts; cost helpers count attention comparisons like the paper and
-measure a model in a subprocess."""
+"""``vidcls bench`` (:mod:`vidcls.repro`): the experiment plan shares identical runs across
+tables, the toy preset runs end to end through real training processes, resumes, and turns its
+JSON lines into tables, plots and verdicts; cost helpers count attention comparisons like the
+paper and measure a model in a subprocess."""
 from __future__ import annotations
 
 import math
@@ -10,23 +10,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidcls.bench import accuracy as acc
-from vidcls.bench import cost, report
 from vidcls.cli import main
+from vidcls.repro import accuracy as acc
+from vidcls.repro import cost, plots, tables, verdicts, write_results
+from vidcls.repro import experiments as exp
+from vidcls.repro.summary import summarize
 from vidcls.models.attention import VARIANT_STAGES
 
 
 # --------------------------------------------------------------------------- plan
 @pytest.mark.parametrize("preset", ["small", "full"])
 def test_plan_counts_and_shared_runs(preset, tmp_path):
-    p = acc.PRESETS[preset]
-    specs = acc.plan(p)
+    p = exp.PRESETS[preset]
+    specs = exp.plan(p)
     n = len(p.seeds)
-    by_exp = {e: [s for s in specs if s.experiment == e] for e in acc.EXPERIMENTS}
+    by_exp = {e: [s for s in specs if s.experiment == e] for e in exp.EXPERIMENTS}
     assert len(by_exp["table1"]) == 4 * n
-    assert len(by_exp["shift"]) == (1 + 2 * len(acc.SHIFT_DIVS)) * n
+    assert len(by_exp["shift"]) == (1 + 2 * len(exp.SHIFT_DIVS)) * n
     assert len(by_exp["online"]) == 3 * n
-    assert len(by_exp["attention"]) == 2 * len(acc.ATTENTIONS) * n
+    assert len(by_exp["attention"]) == 2 * len(exp.ATTENTIONS) * n
     assert n >= 3  # every cell: mean ± std over at least 3 seeds
     key = {(s.experiment, s.kind, s.label, s.seed): s.key(p) for s in specs}
     # the default TSM (bi-directional residual 1/8 each way) is one run for three tables
@@ -60,7 +62,7 @@ def test_pretrained_image_model_initialises_every_video_model(family, tmp_path):
     from vidcls.engine.checkpoint import save_model_checkpoint
     from vidcls.models import create_model
 
-    p = acc.PRESETS["toy"]
+    p = exp.PRESETS["toy"]
     cfg = acc.pretrain_config(family, p, tmp_path / "data", tmp_path / "pre")
     options = dict(cfg.model.options)
     torch.manual_seed(0)
@@ -86,7 +88,7 @@ def test_pretrained_image_model_initialises_every_video_model(family, tmp_path):
 
 def test_plan_rejects_unknown_experiment():
     with pytest.raises(ValueError, match="unknown experiment.*tabel1.*table1"):
-        acc.plan(acc.PRESETS["toy"], ["tabel1"])
+        exp.plan(exp.PRESETS["toy"], ["tabel1"])
 
 
 def test_pair_accuracy():
@@ -103,7 +105,7 @@ def test_toy_benchmark_runs_resumes_reuses_and_reports(tmp_path, capsys):
     pre = [r for r in lines if r["experiment"] == "pretrain"]
     # the CNN image model was pretrained once, on 1-frame clips, and handed to every run
     assert [r["label"] for r in pre] == ["cnn"] and pre[0]["num_val"] == 8
-    weights = out / "pretrain" / f"{acc.pretrain_key('cnn', acc.PRESETS['toy'])}.safetensors"
+    weights = out / "pretrain" / f"{exp.pretrain_key('cnn', exp.PRESETS['toy'])}.safetensors"
     assert weights.is_file()
     lines = [r for r in lines if r["experiment"] != "pretrain"]
     assert len(lines) == 3
@@ -142,7 +144,7 @@ def test_toy_benchmark_runs_resumes_reuses_and_reports(tmp_path, capsys):
     assert main(["bench", "report", "--accuracy", str(jsonl), "--cost",
                  str(tmp_path / "none.json"), "--docs", str(docs)]) == 2
     assert "not found" in capsys.readouterr().err
-    page = report.write_results(jsonl, None, docs)
+    page = write_results(jsonl, None, docs)
     text = page.read_text()
     assert "## 1. TSN vs TSM" in text and "| TSM |" in text
     assert "online (uni-directional)" in text
@@ -157,7 +159,7 @@ def test_toy_benchmark_runs_resumes_reuses_and_reports(tmp_path, capsys):
     assert acc.read_jsonl(raw) == acc.read_jsonl(jsonl)
     assert main(["bench", "report", "--accuracy", str(raw), "--docs", str(docs),
                  "--no-explain", "--cost", str(tmp_path / "none.json")]) == 2  # missing cost
-    page = report.write_results(raw, None, docs, explain=False)
+    page = write_results(raw, None, docs, explain=False)
     assert page.read_text() == text
 
 
@@ -188,57 +190,57 @@ def test_summary_and_table1_verdicts():
                      ("table1", "appearance", "TSM"): [81, 83, 85],
                      ("table1", "temporal", "TSN"): [49, 50, 51],
                      ("table1", "temporal", "TSM"): [95, 97, 99]})
-    s = report.summarize(recs)
+    s = summarize(recs)
     m, sd = s[("table1", "temporal", "TSM")]["top1"]
     assert m == pytest.approx(97.0) and sd == pytest.approx(2.0)  # sample std
-    v = report.verdict_table1(s)
+    v = verdicts.verdict_table1(s)
     assert [x["ok"] for x in v] == [True, True]
     assert "+47.0 ± 1.3 points" in v[1]["text"]
     # TSM no better than TSN on temporal: said plainly
     recs2 = _records({("table1", "temporal", "TSN"): [49, 50, 51],
                       ("table1", "temporal", "TSM"): [55, 52, 58]})
-    v2 = report.verdict_table1(report.summarize(recs2))
+    v2 = verdicts.verdict_table1(summarize(recs2))
     assert v2[0]["ok"] is None and v2[1]["ok"] is False
     assert "not reproduced" in v2[1]["badge"]
-    assert "| TSM |" in report.table1_md(s) and "97.0 ± 2.0" in report.table1_md(s)
+    assert "| TSM |" in tables.table1_md(s) and "97.0 ± 2.0" in tables.table1_md(s)
 
 
 def test_shift_and_attention_verdicts():
     cells = {("shift", "temporal", "TSN (no shift)"): [50, 50, 50]}
     res = {16: 80, 8: 92, 4: 88, 2: 70}
     inp = {16: 78, 8: 85, 4: 80, 2: 60}
-    for d in acc.SHIFT_DIVS:
-        frac = report._frac(2 / d)
+    for d in exp.SHIFT_DIVS:
+        frac = exp.fraction_name(2 / d)
         cells[("shift", "temporal", f"residual {frac}")] = [res[d] - 1, res[d], res[d] + 1]
         cells[("shift", "temporal", f"inplace {frac}")] = [inp[d] - 1, inp[d], inp[d] + 1]
-    v = report.verdict_shift(report.summarize(_records(cells)))
+    v = verdicts.verdict_shift(summarize(_records(cells)))
     assert [x["ok"] for x in v] == [True, True]
     cells[("shift", "temporal", "residual 1/2")] = [95, 96, 97]  # peak moves to 1/2
-    v = report.verdict_shift(report.summarize(_records(cells)))
+    v = verdicts.verdict_shift(summarize(_records(cells)))
     assert v[1]["ok"] is False and "peaks at 1/2" in v[1]["text"]
 
     # a ceiling (every variant at 100 %) proves nothing either way: said so
     flat = {k: [100, 100, 100] for k in cells}
-    v = report.verdict_shift(report.summarize(_records(flat)))
-    assert [x["ok"] for x in v] == [report.INCONCLUSIVE, report.INCONCLUSIVE]
+    v = verdicts.verdict_shift(summarize(_records(flat)))
+    assert [x["ok"] for x in v] == [verdicts.INCONCLUSIVE, verdicts.INCONCLUSIVE]
     assert "inconclusive" in v[0]["badge"]
 
     att = {}
-    for a in acc.ATTENTIONS:
+    for a in exp.ATTENTIONS:
         att[("attention", "appearance", a)] = [90, 91, 92]
         att[("attention", "temporal", a)] = [50, 50, 50] if a == "space" else [90, 92, 94]
-    v = report.verdict_attention(report.summarize(_records(att)))
+    v = verdicts.verdict_attention(summarize(_records(att)))
     assert [x["ok"] for x in v] == [True, True]
-    assert "| space |" in report.attention_md(report.summarize(_records(att)))
+    assert "| space |" in tables.attention_md(summarize(_records(att)))
     chance = {k: [25, 28, 22] for k in att}  # nothing learned: nothing to compare
-    v = report.verdict_attention(report.summarize(_records(chance)), num_classes=4)
-    assert [x["ok"] for x in v] == [report.INCONCLUSIVE, report.INCONCLUSIVE]
+    v = verdicts.verdict_attention(summarize(_records(chance)), num_classes=4)
+    assert [x["ok"] for x in v] == [verdicts.INCONCLUSIVE, verdicts.INCONCLUSIVE]
 
 
 # --------------------------------------------------------------------------- cost
 def _dense_count(partition, T, h, w) -> int:
     """Keys of one patch query from the rule definitions (all patches have equal counts)."""
-    from test_explain import _stage_mask
+    from inference.test_explain import _stage_mask
 
     return int(_stage_mask(partition, T, h, w).sum(1)[0])
 
@@ -307,12 +309,12 @@ def test_cost_tables_render(tmp_path):
                                "TSM, 1/4 of the channels, residual": 1.03},
                      "overhead_pct": {"TSN (no shift)": 0.0,
                                       "TSM, 1/4 of the channels, residual": 3.0}}
-    table = report.cost_md(fake)
+    table = tables.cost_md(fake)
     assert "| tsn_resnet50 | 8x224 | 24.3 | 24.3 | 32.7 | 33 | 1.00 s | 0.88 GB |" in table
     assert "300.00 s ᵉ" in table
-    assert "+3.0" in report.shift_overhead_md(fake)
-    assert "N+F+2" in report.comparisons_md(fake)
-    assert report.plot_latency_frames(fake, tmp_path / "l.png")
+    assert "+3.0" in tables.shift_overhead_md(fake)
+    assert "N+F+2" in tables.comparisons_md(fake)
+    assert plots.plot_latency_frames(fake, tmp_path / "l.png")
     assert (tmp_path / "l.png").stat().st_size > 1000
 
 

@@ -1,5 +1,6 @@
 """``vidcls bench accuracy | cost | report``: argument parsing only; the work is in
-:mod:`vidcls.bench.accuracy`, :mod:`vidcls.bench.cost` and :mod:`vidcls.bench.report`."""
+:mod:`vidcls.repro` (``accuracy``, ``cost``, ``write_results``) and
+:func:`vidcls.demo.demo_plots`."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,8 @@ def _only(text: str | None) -> list[str] | None:
 
 
 def cmd_bench_accuracy(args: argparse.Namespace) -> int:
-    from vidcls.bench.accuracy import PRESETS, run_accuracy
+    from vidcls.repro.accuracy import run_accuracy
+    from vidcls.repro.experiments import PRESETS
 
     if args.preset not in PRESETS:
         return fail("bench accuracy", ValueError(
@@ -32,7 +34,7 @@ def cmd_bench_accuracy(args: argparse.Namespace) -> int:
         print(f"vidcls bench accuracy: {err}", file=sys.stderr)
         return 1
     if not args.no_report:
-        from vidcls.bench.report import write_results
+        from vidcls.repro import write_results
 
         cost = Path(args.cost) if args.cost else None
         page = write_results(jsonl, cost if cost and cost.is_file() else None, args.docs)
@@ -41,7 +43,7 @@ def cmd_bench_accuracy(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_cost(args: argparse.Namespace) -> int:
-    from vidcls.bench.cost import run_cost
+    from vidcls.repro.cost import run_cost
 
     dtypes = tuple(_only(args.dtypes) or ["fp32"])
     bad = [d for d in dtypes if d not in ("fp32", "bf16")]
@@ -59,7 +61,8 @@ def cmd_bench_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_report(args: argparse.Namespace) -> int:
-    from vidcls.bench.report import demo_plots, write_results
+    from vidcls.demo import demo_plots
+    from vidcls.repro import write_results
 
     try:
         if args.demo:

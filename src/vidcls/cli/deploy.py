@@ -97,7 +97,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     # Check the export against PyTorch on random input (batch 2: the batch axis is dynamic).
     torch.manual_seed(0)
     if args.online:
-        from vidcls.streaming import OnlineTSM
+        from vidcls.models.online_tsm import OnlineTSM
 
         session = OnnxStreamSession(out)
         size = session.meta["frame_shape"][-1]

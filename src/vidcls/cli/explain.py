@@ -1,4 +1,5 @@
-"""``vidcls explain``: argument parsing only; the work is in :func:`vidcls.explain.explain_video`."""
+"""``vidcls explain``: argument parsing only; the work is in
+:func:`vidcls.explain.explain_video`."""
 from __future__ import annotations
 
 import argparse

@@ -28,7 +28,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"{'model':<22}{'frames':>7}{'size':>6}{'params (M)':>12}{'GFLOPs':>10}")
         for r in results:
             _, t, _, h, _ = r["input_shape"]
-            print(f"{r['model']:<22}{t:>7}{h:>6}{r['params'] / 1e6:>12.2f}{r['gflops_paper']:>10.1f}")
+            print(f"{r['model']:<22}{t:>7}{h:>6}{r['params'] / 1e6:>12.2f}"
+                  f"{r['gflops_paper']:>10.1f}")
         print("GFLOPs = multiply-adds per clip (the papers' convention). "
               "Details: vidcls info MODEL [--frames T --size S -o key=value]")
     return 0

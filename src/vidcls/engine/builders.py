@@ -14,9 +14,10 @@ from torch import nn
 
 from vidcls.data.dataset import VideoClipDataset
 from vidcls.data.formats import build_records
-from vidcls.data.transforms import build_test_transform, build_train_transform
+from vidcls.data.transforms import build_train_transform
 from vidcls.engine import checkpoint as ckpt
 from vidcls.engine.config import Config, ConfigError
+from vidcls.models import Preprocessing
 
 
 def split_ann(cfg: Config, split: str) -> str | None:
@@ -65,21 +66,22 @@ def build_model(cfg: Config, num_classes: int, *, verbose: bool = True) -> nn.Mo
     return model
 
 
-def dataset_preprocessing(cfg: Config, model_prep: dict) -> dict:
-    """The model's preprocessing, overridden by what the config sets, plus sampling info."""
+def dataset_preprocessing(cfg: Config, model_prep: Preprocessing) -> Preprocessing:
+    """The model's card, with what the config sets (``data.mean/std/input_size/resize``, when
+    not null) and the config's frame sampling: the card a trained checkpoint records."""
     d = cfg.data
-    prep = dict(model_prep or {})
-    for key in ("mean", "std", "input_size", "resize"):
-        if getattr(d, key) is not None:
-            prep[key] = getattr(d, key)
-    prep["mean"] = [float(v) for v in prep["mean"]]
-    prep["std"] = [float(v) for v in prep["std"]]
-    if prep["resize"] < prep["input_size"]:
-        raise ConfigError(f"config keys data.resize={prep['resize']} < data.input_size="
-                          f"{prep['input_size']}: the short side must be at least the crop size")
-    prep.update(num_frames=d.num_frames, sampling=d.sampling,
-                clip_len=d.clip_len or d.num_frames, frame_interval=d.frame_interval)
-    return prep
+    size = d.input_size if d.input_size is not None else model_prep.input_size
+    resize = d.resize if d.resize is not None else model_prep.resize
+    if resize < min(size if isinstance(size, (list, tuple)) else (size,)):
+        raise ConfigError(f"config keys data.resize={resize} < data.input_size={size}: the "
+                          "short side must be at least the crop size")
+    try:
+        return model_prep.replace(mean=d.mean, std=d.std, input_size=size, resize=resize,
+                                  num_frames=d.num_frames, sampling=d.sampling,
+                                  clip_len=d.clip_len or d.num_frames,
+                                  frame_interval=d.frame_interval)
+    except ValueError as err:
+        raise ConfigError(f"config section data: {err}") from None
 
 
 def _reader_kwargs(cfg: Config) -> dict:
@@ -87,7 +89,7 @@ def _reader_kwargs(cfg: Config) -> dict:
     return dict(filename_tmpl=d.filename_tmpl, start_index=d.start_index, cache_mb=d.cache_mb)
 
 
-def build_train_dataset(cfg: Config, records, classes, prep: dict) -> VideoClipDataset:
+def build_train_dataset(cfg: Config, records, classes, prep: Preprocessing) -> VideoClipDataset:
     d = cfg.data
     options = {}
     if d.crop == "multiscale":
@@ -95,20 +97,17 @@ def build_train_dataset(cfg: Config, records, classes, prep: dict) -> VideoClipD
     if d.crop == "resize_crop":
         options["short_side"] = tuple(d.short_side)
     flip_map = {int(k): int(v) for k, v in (d.flip_label_map or {}).items()}
-    transform = build_train_transform(d.crop, size=prep["input_size"], resize=prep["resize"],
+    transform = build_train_transform(d.crop, size=prep.input_size, resize=prep.resize,
                                       flip=d.flip, flip_label_map=flip_map or None, **options)
     return VideoClipDataset(records, classes, num_frames=d.num_frames, sampling=d.sampling,
                             clip_len=d.clip_len, frame_interval=d.frame_interval, train=True,
                             transform=transform, seed=cfg.seed, **_reader_kwargs(cfg))
 
 
-def build_eval_dataset(cfg: Config, records, classes, prep: dict, *, num_clips: int = 1,
+def build_eval_dataset(cfg: Config, records, classes, prep: Preprocessing, *, num_clips: int = 1,
                        num_crops: int = 1, twice: bool = False) -> VideoClipDataset:
-    """Deterministic test views: ``num_clips`` clips (2 with ``twice``) x ``num_crops`` crops."""
-    transform = build_test_transform(size=prep["input_size"], resize=prep["resize"],
-                                     num_crops=num_crops)
-    return VideoClipDataset(records, classes, num_frames=prep["num_frames"],
-                            sampling=prep["sampling"], clip_len=prep.get("clip_len"),
-                            frame_interval=prep.get("frame_interval", 1), train=False,
-                            transform=transform, num_clips=num_clips, twice=twice,
-                            seed=cfg.seed, **_reader_kwargs(cfg))
+    """Deterministic test views: ``num_clips`` clips (2 with ``twice``) x ``num_crops`` crops,
+    sampled and cropped as the model card ``prep`` says."""
+    return VideoClipDataset(records, classes, **prep.sampling_options(), train=False,
+                            transform=prep.eval_transform(num_crops), num_clips=num_clips,
+                            twice=twice, seed=cfg.seed, **_reader_kwargs(cfg))

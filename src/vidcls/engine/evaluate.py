@@ -22,9 +22,10 @@ from vidcls.engine import builders
 from vidcls.engine import checkpoint as ckpt
 from vidcls.engine.config import Config, ConfigError
 from vidcls.engine.distributed import (ShardedSampler, cleanup_distributed, init_distributed)
-from vidcls.engine.metrics import plot_confusion, write_confusion_csv, write_predictions
+from vidcls.engine.metrics import write_confusion_csv, write_predictions
 from vidcls.engine.inference import run_inference, score_inference
 from vidcls.engine.runtime import resolve_device
+from vidcls.viz import plot_confusion
 
 
 def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
@@ -37,7 +38,7 @@ def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
     try:
         device = resolve_device(cfg.device, info.local_rank)
         model, meta = ckpt.load_model(checkpoint, device=device)
-        prep = dict(meta["preprocessing"])
+        prep = model.preprocessing  # the checkpoint's card (engine.checkpoint.read_preprocessing)
         classes = list(meta["classes"])
         records, data_classes = builders.read_split(cfg, split)
         if len(data_classes) != len(classes):
@@ -48,8 +49,6 @@ def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
         num_clips = num_clips or e.num_clips
         num_crops = num_crops or e.num_crops
         twice = e.twice if twice is None else twice
-        prep.setdefault("num_frames", meta["model"].get("num_frames", cfg.data.num_frames))
-        prep.setdefault("sampling", cfg.data.sampling)
         dataset = builders.build_eval_dataset(cfg, records, classes, prep, num_clips=num_clips,
                                               num_crops=num_crops, twice=twice)
         sampler = ShardedSampler(len(dataset), num_replicas=info.world_size, rank=info.rank,
@@ -58,8 +57,8 @@ def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
         loader = DataLoader(dataset, batch_size=bs, sampler=sampler,
                             num_workers=cfg.data.workers, collate_fn=collate_clips,
                             generator=torch.Generator().manual_seed(0))
-        mean = torch.tensor(prep["mean"], dtype=torch.float32, device=device)
-        std = torch.tensor(prep["std"], dtype=torch.float32, device=device)
+        mean = torch.tensor(prep.mean, dtype=torch.float32, device=device)
+        std = torch.tensor(prep.std, dtype=torch.float32, device=device)
         result = run_inference(model, loader, device=device, mean=mean, std=std,
                                precision="fp32" if cfg.train.precision == "fp16" and
                                device.type != "cuda" else cfg.train.precision,

@@ -1,7 +1,8 @@
 """Classification metrics from per-video scores: top-k, mean class accuracy, confusion matrix.
 
 Pure tensor functions (no model, no data), so they are tested against hand-computed values and
-shared by validation during training, ``vidcls eval`` and the demo.
+shared by validation during training, ``vidcls eval`` and the demo; the confusion-matrix
+figure is :func:`vidcls.viz.plot_confusion`.
 """
 from __future__ import annotations
 
@@ -75,40 +76,6 @@ def write_confusion_csv(cm: torch.Tensor, classes: list[str], path: str | Path) 
         w.writerow(["true \\ predicted", *classes])
         for name, row in zip(classes, cm.tolist()):
             w.writerow([name, *row])
-
-
-def plot_confusion(cm: torch.Tensor, classes: list[str], path: str | Path,
-                   title: str = "confusion matrix") -> bool:
-    """Row-normalised confusion matrix as PNG; False when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    k = len(classes)
-    norm = cm.float() / cm.sum(dim=1, keepdim=True).clamp(min=1)
-    size = min(4 + 0.35 * k, 30)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
-    im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    if k <= 60:
-        ax.set_xticks(range(k), classes, rotation=90, fontsize=7)
-        ax.set_yticks(range(k), classes, fontsize=7)
-        if k <= 20:
-            for i in range(k):
-                for j in range(k):
-                    if cm[i, j]:
-                        ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                                color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
 
 
 def write_predictions(rows: list[dict], out_dir: str | Path, stem: str = "predictions") -> None:

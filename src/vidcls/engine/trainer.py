@@ -123,7 +123,7 @@ class Trainer:
         if model is None:
             model = builders.build_model(cfg, self.num_classes, verbose=self.dist.is_main)
         self.model = model
-        prep = builders.dataset_preprocessing(cfg, getattr(model, "preprocessing", {}))
+        prep = builders.dataset_preprocessing(cfg, model.preprocessing)
         self.preprocessing = prep
         if datasets is None:
             self.train_set = builders.build_train_dataset(cfg, train_records, self.classes, prep)
@@ -131,8 +131,8 @@ class Trainer:
             if d.cache_mb > 0 and d.workers > 0:  # workers copy the cache as it is at start
                 for dataset in (self.train_set, self.val_set):
                     dataset.fill_cache()
-        self.mean = torch.tensor(prep["mean"], dtype=torch.float32, device=self.device)
-        self.std = torch.tensor(prep["std"], dtype=torch.float32, device=self.device)
+        self.mean = torch.tensor(prep.mean, dtype=torch.float32, device=self.device)
+        self.std = torch.tensor(prep.std, dtype=torch.float32, device=self.device)
 
         t = cfg.train
         self.accum = resolve_accumulation(t, d.batch_size, self.dist.world_size)

@@ -52,7 +52,8 @@ def verdict_table1(s: dict) -> list[dict]:
 
 
 def verdict_shift(s: dict) -> list[dict]:
-    curves = {place: [cell(s, "shift", "temporal", f"{place} {fraction_name(2 / d)}") for d in SHIFT_DIVS]
+    curves = {place: [cell(s, "shift", "temporal", f"{place} {fraction_name(2 / d)}")
+                      for d in SHIFT_DIVS]
               for place in ("inplace", "residual")}
     if not all(c for cs in curves.values() for c in cs):
         return [_verdict(None, "shift: not run (or incomplete)")]
