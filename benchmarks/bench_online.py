@@ -91,12 +91,13 @@ def cache_traffic_runner(arch: str, size: int) -> tuple[Callable[[], object], fl
 
 def preprocess_runner(size: int) -> Callable[[], object]:
     from vidcls.data.transforms import build_test_transform, normalize
+    from vidcls.models import IMAGENET
 
     transform = build_test_transform(size=size, resize=round(size * 256 / 224))
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
 
     def run():
-        normalize(transform(rgb[None]), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+        normalize(transform(rgb[None]), IMAGENET.mean, IMAGENET.std)
     return run
 
 

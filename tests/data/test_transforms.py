@@ -6,9 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from vidcls.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, TSM_SCALES, TestTransform,
-                                    build_test_transform, build_train_transform, crop_resize,
+from vidcls.data.transforms import (TSM_SCALES, TestTransform, build_test_transform, build_train_transform, crop_resize,
                                     normalize, resize_short_side, to_clip_tensor)
+from vidcls.models import IMAGENET
+
+IMAGENET_MEAN, IMAGENET_STD = IMAGENET.mean, IMAGENET.std
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

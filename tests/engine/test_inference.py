@@ -4,7 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from vidcls.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from vidcls.data.transforms import normalize
+from vidcls.models import IMAGENET
+
+IMAGENET_MEAN, IMAGENET_STD = IMAGENET.mean, IMAGENET.std
 from vidcls.engine.inference import (average_views, forward_views, run_inference,
                                      score_inference)
 

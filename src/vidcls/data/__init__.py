@@ -22,8 +22,7 @@ from .formats import (FORMATS, VideoRecord, build_records, detect_format, parse_
                       read_class_names)
 from .sampling import dense_indices, sample_indices, segment_indices
 from .sources import FrameSource, iter_frames, open_source
-from .transforms import (IMAGENET_MEAN, IMAGENET_STD, TIMESFORMER_MEAN, TIMESFORMER_STD,
-                         TestTransform, TrainTransform, build_test_transform,
+from .transforms import (TestTransform, TrainTransform, build_test_transform,
                          build_train_transform, normalize)
 from .video import FrameFolderReader, VideoDecodeError, VideoMetadata, VideoReader, open_video
 from .writer import VideoWriter, write_video
@@ -34,8 +33,7 @@ __all__ = [
     "VideoClipDataset", "collate_clips",
     "BadFileReport", "check_records", "check_video",
     "dense_indices", "sample_indices", "segment_indices",
-    "IMAGENET_MEAN", "IMAGENET_STD", "TIMESFORMER_MEAN", "TIMESFORMER_STD", "TestTransform",
-    "TrainTransform", "build_test_transform", "build_train_transform", "normalize",
+    "TestTransform", "TrainTransform", "build_test_transform", "build_train_transform", "normalize",
     "FrameFolderReader", "VideoDecodeError", "VideoMetadata", "VideoReader", "open_video",
     "FrameSource", "iter_frames", "open_source",
     "VideoWriter", "write_video",

@@ -42,10 +42,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-TIMESFORMER_MEAN = (0.45, 0.45, 0.45)
-TIMESFORMER_STD = (0.225, 0.225, 0.225)
 TSM_SCALES = (1.0, 0.875, 0.75, 0.66)
 
 Box = tuple[int, int, int, int]  # top, left, height, width (pixels of the original frame)
