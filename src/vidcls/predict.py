@@ -1,143 +1,19 @@
-"""Predict the classes of video files with a trained checkpoint.
+"""Kept for users: prediction lives in :mod:`vidcls.inference.predict`.
 
-    >>> import vidcls
-    >>> vidcls.predict(["clip.mp4"], checkpoint="runs/demo/tsm/checkpoints/best", top_k=3)
-    [{'video': 'clip.mp4', 'predictions': [{'label': 'moving left', 'index': 1,
-      'probability': 0.97}, ...]}]
-
-Everything about the input comes from the checkpoint's metadata: frames per clip, segment or
-dense sampling, short-side resize, crop size, mean/std. A video that cannot be decoded gets an
-``error`` entry instead of stopping the other predictions.
-
-(This module is also callable: ``vidcls.predict(...)`` is ``vidcls.predict.predict(...)``.)
+``from vidcls.predict import Predictor, predict`` keeps working, and so does calling the module,
+``vidcls.predict(videos, checkpoint)``: ``import vidcls.predict`` binds this module as the
+attribute ``vidcls.predict``, so the module itself must be callable for that call to work.
 """
-from __future__ import annotations
-
-import logging
 import sys
 import types
-from pathlib import Path
-from typing import Iterable, Sequence
 
-import torch
-from torch import nn
+from vidcls.inference.predict import Predictor, format_predictions, predict
 
 __all__ = ["predict", "Predictor", "format_predictions"]
 
 
-class Predictor:
-    """A loaded checkpoint ready to classify videos (reuse it for many calls)."""
-
-    def __init__(self, checkpoint: str | Path | None = None, *, model: nn.Module | None = None,
-                 meta: dict | None = None, device: str | torch.device = "cpu"):
-        from vidcls.engine.checkpoint import load_model
-
-        self.device = torch.device(device)
-        if model is None:
-            if checkpoint is None:
-                raise ValueError("give a checkpoint path (or a model with its meta)")
-            model, meta = load_model(checkpoint, device=self.device)
-        if meta is None:
-            raise ValueError("a model passed directly needs its meta (classes, preprocessing)")
-        self.model = model.to(self.device).eval()
-        self.meta = meta
-        self.classes = list(meta["classes"])
-        self.prep = dict(meta["preprocessing"])
-        self.mean = torch.tensor(self.prep["mean"], dtype=torch.float32, device=self.device)
-        self.std = torch.tensor(self.prep["std"], dtype=torch.float32, device=self.device)
-
-    def dataset(self, videos: Sequence[str], *, num_clips: int = 1, num_crops: int = 1,
-                twice: bool = False):
-        from vidcls.data.dataset import VideoClipDataset
-        from vidcls.data.formats import VideoRecord
-        from vidcls.data.transforms import build_test_transform
-
-        p = self.prep
-        transform = build_test_transform(size=p["input_size"], resize=p["resize"],
-                                         num_crops=num_crops)
-        records = [VideoRecord(str(v), -1) for v in videos]  # -1: no label
-        return VideoClipDataset(records, self.classes,
-                                num_frames=p.get("num_frames", self.meta["model"]["num_frames"]),
-                                sampling=p.get("sampling", "segment"),
-                                clip_len=p.get("clip_len"),
-                                frame_interval=p.get("frame_interval", 1), train=False,
-                                transform=transform, num_clips=num_clips, twice=twice,
-                                max_retries=0)
-
-    @torch.no_grad()
-    def probabilities(self, clip: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(T, 3, H, W)`` or ``(V, T, 3, H, W)`` -> class probabilities ``(K,)``,
-        averaged over the views."""
-        from vidcls.data.transforms import normalize as normalize_clip
-
-        views = clip if clip.dim() == 5 else clip.unsqueeze(0)  # (V, T, 3, H, W)
-        x = normalize_clip(views.to(self.device), self.mean, self.std)
-        logits = self.model(x)  # (V, K)
-        return logits.float().softmax(dim=-1).mean(dim=0).cpu()  # (K,)
-
-    def __call__(self, videos: str | Path | Iterable[str | Path], *, top_k: int = 5,
-                 num_clips: int = 1, num_crops: int = 1, twice: bool = False) -> list[dict]:
-        if isinstance(videos, (str, Path)):
-            videos = [videos]
-        videos = [str(v) for v in videos]
-        if not videos:
-            return []
-        ds = self.dataset(videos, num_clips=num_clips, num_crops=num_crops, twice=twice)
-        k = max(1, min(top_k, len(self.classes)))
-        out = []
-        # An unreadable video becomes an "error" entry here; the dataset's "using sample N
-        # instead" warning (meant for training) would only confuse.
-        data_log = logging.getLogger("vidcls.data")
-        level = data_log.level
-        data_log.setLevel(logging.ERROR)
-        try:
-            for i, video in enumerate(videos):
-                out.append(self._one(ds, i, video, k))
-        finally:
-            data_log.setLevel(level)
-        return out
-
-    def _one(self, ds, i: int, video: str, k: int) -> dict:
-        """Top-``k`` of item ``i`` of ``ds`` (or its decoding error)."""
-        from vidcls.data.video import VideoDecodeError
-
-        try:
-            item = ds[i]
-        except (RuntimeError, VideoDecodeError) as err:
-            reason = ds.bad_files.get(video) or str(err)
-            return {"video": video, "error": reason, "predictions": []}
-        probs = self.probabilities(item["clip"])
-        top_p, top_i = probs.topk(k)
-        return {"video": video, "predictions": [
-            {"label": self.classes[int(j)], "index": int(j), "probability": float(p)}
-            for p, j in zip(top_p, top_i)]}
-
-
-def predict(videos: str | Path | Iterable[str | Path], checkpoint: str | Path, *,
-            top_k: int = 5, num_clips: int = 1, num_crops: int = 1, twice: bool = False,
-            device: str | torch.device = "cpu") -> list[dict]:
-    """Top-``k`` classes and probabilities for each video, with a checkpoint's preprocessing.
-
-    Returns one dict per video: ``{"video", "predictions": [{"label", "index",
-    "probability"}, ...]}``, or ``{"video", "error", "predictions": []}`` when it cannot be read.
-    """
-    return Predictor(checkpoint, device=device)(videos, top_k=top_k, num_clips=num_clips,
-                                                num_crops=num_crops, twice=twice)
-
-
-def format_predictions(results: list[dict]) -> str:
-    lines = []
-    for r in results:
-        lines.append(r["video"])
-        if r.get("error"):
-            lines.append(f"  error: {r['error']}")
-        for p in r["predictions"]:
-            lines.append(f"  {100 * p['probability']:6.2f}%  {p['label']}")
-    return "\n".join(lines)
-
-
 class _CallableModule(types.ModuleType):
-    """Lets ``vidcls.predict(...)`` work even though ``vidcls.predict`` is this module."""
+    """``vidcls.predict(...)`` is ``vidcls.inference.predict.predict(...)``."""
 
     def __call__(self, *args, **kwargs):
         return predict(*args, **kwargs)

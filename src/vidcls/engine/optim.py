@@ -29,19 +29,9 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def head_parameter_names(model: nn.Module) -> set[str]:
-    """Names of the classifier's parameters (timm's ``get_classifier()``, else ``head``/``fc``)."""
+    """Names of the classifier's parameters (every vidcls model has ``get_classifier()``)."""
     model = unwrap(model)
-    head = None
-    if hasattr(model, "get_classifier"):
-        head = model.get_classifier()
-    else:
-        for attr in ("head", "fc", "classifier"):
-            if isinstance(getattr(model, attr, None), nn.Module):
-                head = getattr(model, attr)
-                break
-    if head is None:
-        return set()
-    ids = {id(p) for p in head.parameters()}
+    ids = {id(p) for p in model.get_classifier().parameters()}
     return {n for n, p in model.named_parameters() if id(p) in ids}
 
 
