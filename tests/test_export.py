@@ -12,7 +12,7 @@ import torch
 from vidcls.engine.checkpoint import save_model_checkpoint
 from vidcls.export import OnnxClassifier, OnnxStreamSession, export_onnx, read_onnx_metadata
 from vidcls.models import create_model
-from vidcls.streaming import OnlineTSM
+from vidcls.models.online_tsm import OnlineTSM
 
 
 

@@ -211,7 +211,7 @@ def _report_plots(out: Path) -> list[str]:
 def stream_video(checkpoint: Path, video: str, *, show: bool = True) -> dict:
     """Feed ``video`` frame by frame to online TSM; compare with the offline model."""
     from vidcls.models.online_tsm import OnlineTSM
-    from vidcls.predict import Predictor
+    from vidcls.inference.predict import Predictor
 
     pred = Predictor(checkpoint)
     item = pred.dataset([video])[0]
@@ -266,7 +266,7 @@ def run_demo(out_dir: str | Path | None = None, *, quick: bool = False,
 def _run(s: DemoSettings, out_dir, *, quick: bool, progress: bool) -> dict:
     from vidcls.data.synthetic import generate
     from vidcls.engine.evaluate import evaluate
-    from vidcls.predict import Predictor
+    from vidcls.inference.predict import Predictor
 
     out = Path(out_dir or ("runs/demo-quick" if quick else "runs/demo"))
     out.mkdir(parents=True, exist_ok=True)

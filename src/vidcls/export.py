@@ -6,15 +6,18 @@
   emits no ``TracerWarning`` and the batch axis really stays dynamic -- the TSM repo's
   in-place shift could not be exported (its issues #77, #103, #189).
 * Online (``online=True``, a unidirectional TSM): the step function of
-  :class:`vidcls.streaming.OnlineTSM` with the shift caches as explicit inputs and outputs,
-  ``logits, *state_out = f(frame, *state_in)``, as the TSM authors' online demo exports it.
+  :class:`vidcls.models.online_tsm.OnlineTSM` with the shift caches as explicit inputs and
+  outputs, ``logits, *state_out = f(frame, *state_in)``, as the TSM authors' online demo
+  exports it.
   Inputs ``frame``, ``state_in_0..``; outputs ``logits``, ``state_out_0..``; all with a dynamic
   batch axis. Start a stream with zero states of the shapes recorded in the metadata.
 
 Metadata (``metadata_props`` of the ONNX model, JSON strings): ``vidcls.kind`` (``offline`` /
-``online``), ``vidcls.model`` (build config), ``vidcls.classes``, ``vidcls.preprocessing``,
-``vidcls.input_names`` / ``vidcls.output_names``, and for online models
-``vidcls.state_names`` / ``vidcls.state_shapes`` (per-stream shapes ``(fold, h, w)``).
+``online``), ``vidcls.model`` (build config), ``vidcls.classes``, ``vidcls.preprocessing`` (the
+model card as :meth:`vidcls.models.Preprocessing.to_dict` writes it: the checkpoint meta's
+record, fields it lacks from the model's own), ``vidcls.input_names`` /
+``vidcls.output_names``, and for online models ``vidcls.state_names`` /
+``vidcls.state_shapes`` (per-stream shapes ``(fold, h, w)``).
 
 Exporter: torch 2.13 has both the TorchScript tracer (``dynamo=False``, deprecated but
 10x faster here: ~5 s for a ResNet-18 TSM) and the ``torch.export`` one (``dynamo=True``,
@@ -32,36 +35,28 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidcls.engine.checkpoint import read_preprocessing
+from vidcls.models import Preprocessing
+from vidcls.models.online_tsm import OnlineTSM
+
 __all__ = ["export_onnx", "read_onnx_metadata", "OnnxStreamSession", "OnnxClassifier",
            "onnx_session"]
 
 EXPORTERS = ("torchscript", "dynamo")
 
 
-def _model_meta(model: nn.Module, meta: dict | None) -> dict[str, str]:
+def _model_meta(model: nn.Module, meta: dict, prep: Preprocessing) -> dict[str, str]:
     """What a deployed model needs besides its graph (classes, preprocessing, build)."""
-    meta = dict(meta or {})
-    prep = dict(getattr(model, "preprocessing", {}) or {})
-    prep.update(meta.get("preprocessing", {}))
     classes = meta.get("classes") or getattr(model, "classes", None) or [
         str(i) for i in range(getattr(model, "num_classes", 0))]
     build = meta.get("model") or getattr(model, "build_config", {}) or {}
     return {"vidcls.model": json.dumps(build, default=str),
             "vidcls.classes": json.dumps(list(classes)),
-            "vidcls.preprocessing": json.dumps(prep, default=list)}
+            "vidcls.preprocessing": json.dumps(prep.to_dict())}
 
 
-def _unwrap_online(model: nn.Module):
-    from vidcls.streaming import OnlineTSM
-
+def _unwrap_online(model: nn.Module) -> OnlineTSM:
     return model if isinstance(model, OnlineTSM) else OnlineTSM(model)
-
-
-def _input_size(model: nn.Module, input_size: int | None) -> int:
-    if input_size is not None:
-        return int(input_size)
-    size = (getattr(model, "preprocessing", None) or {}).get("input_size", 224)
-    return int(size if isinstance(size, int) else size[0])
 
 
 def _run_exporter(module: nn.Module, args: tuple, path: Path, *, input_names: list[str],
@@ -114,8 +109,9 @@ def export_onnx(model: nn.Module, path: str | Path, online: bool = False,
                 exporter: str = "torchscript") -> Path:
     """Export ``model`` to ONNX at ``path``; returns the path.
 
-    ``input_size``: crop size of the exported graph (default: the model's preprocessing,
-    else 224); ``num_frames``: frames per clip of an offline graph (default: the model's).
+    ``input_size``: crop size of the exported graph (default: the crop height of the model
+    card, ``meta``'s preprocessing over the model's own); ``num_frames``: frames per clip of an
+    offline graph (default: the model's).
     ``online=True`` exports the unidirectional TSM step function (see the module docstring).
     ``meta``: a checkpoint's meta (classes, preprocessing) to record in the ONNX metadata.
     The model is put in eval mode on the CPU in float32 (export is for deployment).
@@ -123,8 +119,11 @@ def export_onnx(model: nn.Module, path: str | Path, online: bool = False,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().float().cpu()
-    size = _input_size(getattr(model, "model", model), input_size)
-    props = _model_meta(getattr(model, "model", model), meta)
+    network = getattr(model, "model", model)  # an OnlineTSM wraps the network
+    meta = dict(meta or {})
+    prep = read_preprocessing(meta, network)
+    size = int(input_size) if input_size is not None else prep.crop_hw[0]
+    props = _model_meta(network, meta, prep)
     if online:
         step = _unwrap_online(model).eval()
         state = step.initial_state(1, size, size)

@@ -5,6 +5,10 @@ FLOPs are counted by running the model once on the ``meta`` device under
 so even TimeSformer-L at 96x224 is summarised instantly. The papers quote "FLOPs" as
 multiply-accumulates (TSM-R50 8 frames: 33 G; TimeSformer 8x224: 196 G per view), so we
 report GMACs under that name and the raw FLOP count (2 per MAC) beside it.
+
+These are the package's one parameter counter and one FLOP counter: ``vidcls info``, the
+benchmarks and the demo import :func:`count_parameters` and :func:`count_flops` instead of
+counting on their own.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from vidcls.models import create_model
 
 
 def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters (trainable or not; shared tensors once, as ``parameters()`` does)."""
     return sum(p.numel() for p in model.parameters())
 
 
@@ -37,9 +42,9 @@ def model_info(name: str, *, num_frames: int | None = None, size: int | None = N
         model = create_model(name, num_classes=num_classes, num_frames=num_frames, **options)
     model.eval()
     frames = model.num_frames
-    prep = dict(model.preprocessing)
-    crop = size or prep["input_size"]
-    shape = (1, frames, 3, crop, crop)
+    prep = model.preprocessing  # the model card: its crop size unless ``size`` is given
+    height, width = (size, size) if size else prep.crop_hw
+    shape = (1, frames, 3, height, width)
     flops = count_flops(model, shape)
     return {
         "model": name,
@@ -49,7 +54,7 @@ def model_info(name: str, *, num_frames: int | None = None, size: int | None = N
         "input_shape": list(shape),
         "gflops_paper": flops / 2e9,
         "gflops_raw": flops / 1e9,
-        "preprocessing": prep,
+        "preprocessing": prep.to_dict(),
     }
 
 
@@ -62,7 +67,7 @@ def format_info(info: dict[str, Any]) -> str:
         f"GFLOPs/clip  {info['gflops_paper']:.1f} (multiply-adds, the papers' convention; "
         f"{info['gflops_raw']:.1f} G raw FLOPs)",
         f"input        (B, T, 3, H, W) = {tuple(info['input_shape'])}, float",
-        f"preprocess   resize short side {prep.get('resize')}, crop {prep.get('input_size')}, "
+        f"preprocess   resize short side {prep['resize']}, crop {prep['input_size']}, "
         f"mean {tuple(prep['mean'])}, std {tuple(prep['std'])}",
         f"output       logits (B, {info['num_classes']})",
     ]

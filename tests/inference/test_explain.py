@@ -17,10 +17,11 @@ from vidcls.cli import main
 from vidcls.data.synthetic import render_video
 from vidcls.data.writer import write_video
 from vidcls.engine.checkpoint import save_model_checkpoint
-from vidcls.explain import (_AttentionRecorder, attention_rollout, colorize, explain_clip,
-                            grad_cam, object_focus, overlay_heatmaps)
+from vidcls.inference.explain import (_AttentionRecorder, attention_rollout, explain_clip,
+                                      grad_cam, object_focus)
 from vidcls.models import create_model
 from vidcls.models.attention import GROUP, HALVES, SEQ, STRIDE2
+from vidcls.viz import colorize, overlay_heatmaps
 
 ATTENTIONS = ("space", "joint", "divided", "local_global", "axial")
 
@@ -67,6 +68,23 @@ def test_recorded_attention_equals_hf_output_attentions(attention):
             perm = torch.tensor([0] + [1 + n * T + t for t in range(T) for n in range(N)])
             expected = expected[:, perm][:, :, perm]
         torch.testing.assert_close(r["probs"], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_probs_are_what_forward_attends_with():
+    from vidcls.models.attention import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(16, num_heads=2).eval()
+    x = torch.randn(3, 5, 16)
+    mask = torch.ones(3, 1, 1, 5, dtype=torch.bool)
+    mask[..., -1] = False  # the last key is padding
+    p = attn.probs(x, mask)  # (S, heads, L, L)
+    assert p.shape == (3, 2, 5, 5) and (p[..., -1] == 0).all()
+    torch.testing.assert_close(p.sum(-1), torch.ones(3, 2, 5))
+    v = attn.qkv(x).view(3, 5, 3, 2, 8)[:, :, 2].transpose(1, 2)  # (S, heads, L, head_dim)
+    heads = (p @ v).transpose(1, 2).reshape(3, 5, 16)  # (S, L, D) before proj
+    with torch.no_grad():
+        torch.testing.assert_close(heads, attn(x, mask, project=False), atol=1e-6, rtol=1e-5)
 
 
 # --------------------------------------------------------------------------- rollout

@@ -17,7 +17,7 @@ from vidcls.data.transforms import build_test_transform, normalize
 from vidcls.data.writer import write_video
 from vidcls.engine.checkpoint import save_model_checkpoint
 from vidcls.models import create_model
-from vidcls.stream import StreamPredictor, StreamStats, stream_predictions
+from vidcls.inference.stream import StreamPredictor, StreamStats, stream_predictions
 
 PREP = {"input_size": 32, "resize": 36}
 
@@ -56,7 +56,7 @@ def _expected_frame_logits(model, frames: np.ndarray) -> torch.Tensor:
     """Offline reference: the test transform on the whole clip, then the offline model's
     per-frame logits (unidirectional shift: frame t sees frames <= t only)."""
     clip = build_test_transform(size=32, resize=36)(frames)  # (T, 3, 32, 32) uint8
-    x = normalize(clip, model.preprocessing["mean"], model.preprocessing["std"])
+    x = normalize(clip, model.preprocessing.mean, model.preprocessing.std)
     with torch.no_grad():
         return model.forward_frames(x[None])[0]  # (T, K)
 
@@ -128,7 +128,6 @@ def test_tsn_streams_and_offline_models_are_refused(tmp_path):
 
 def test_cli_stream_json_annotated_video_and_interrupt(tmp_path, capsys, monkeypatch):
     from vidcls.cli import main
-    import vidcls.stream
 
     ckpt = _checkpoint(tmp_path, shift_mode="unidirectional")
     video = _video(tmp_path)
@@ -147,7 +146,7 @@ def test_cli_stream_json_annotated_video_and_interrupt(tmp_path, capsys, monkeyp
     band = np.abs(written[0][:8].astype(int) - original[:8].astype(int)).mean()
     assert band > 20  # the label band is drawn over the top rows
 
-    real_step = vidcls.stream.StreamPredictor.step
+    real_step = StreamPredictor.step
     calls = []
 
     def step_then_ctrl_c(self, rgb, time_s=None):
@@ -156,7 +155,7 @@ def test_cli_stream_json_annotated_video_and_interrupt(tmp_path, capsys, monkeyp
             raise KeyboardInterrupt
         return real_step(self, rgb, time_s)
 
-    monkeypatch.setattr(vidcls.stream.StreamPredictor, "step", step_then_ctrl_c)
+    monkeypatch.setattr(StreamPredictor, "step", step_then_ctrl_c)
     assert main(["stream", str(video), "--checkpoint", str(ckpt)]) == 0
     captured = capsys.readouterr()
     assert captured.out.count("frame ") == 3

@@ -1,5 +1,5 @@
 """``vidcls convert | export | stream``: argument parsing only; the work is in
-:mod:`vidcls.convert`, :mod:`vidcls.export` and :mod:`vidcls.stream`."""
+:mod:`vidcls.convert`, :mod:`vidcls.export` and :mod:`vidcls.inference.stream`."""
 from __future__ import annotations
 
 import argparse
@@ -136,8 +136,8 @@ def _add_export_parser(subparsers) -> None:
 # ------------------------------------------------------------------------------ stream
 def cmd_stream(args: argparse.Namespace) -> int:
     from vidcls.data.sources import open_source
-    from vidcls.stream import (AnnotatedWriter, StreamPredictor, StreamStats, overlay_text,
-                               stream_predictions)
+    from vidcls.inference.stream import (AnnotatedWriter, StreamPredictor, StreamStats,
+                                         overlay_text, stream_predictions)
 
     if args.threads:
         import torch

@@ -1,5 +1,5 @@
 """``vidcls explain``: argument parsing only; the work is in
-:func:`vidcls.explain.explain_video`."""
+:func:`vidcls.inference.explain.explain_video`."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from vidcls.cli._common import fail
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from vidcls.explain import explain_video
+    from vidcls.inference.explain import explain_video
 
     if not Path(args.video).is_file():
         return fail("explain", FileNotFoundError(f"video {args.video!r} not found"))

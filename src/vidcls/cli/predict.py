@@ -1,4 +1,5 @@
-"""``vidcls predict``: argument parsing only; the work is in :func:`vidcls.predict.predict`."""
+"""``vidcls predict``: argument parsing only; the work is in
+:func:`vidcls.inference.predict.predict`."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,7 @@ from vidcls.cli._common import fail
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from vidcls.predict import format_predictions, predict
+    from vidcls.inference.predict import format_predictions, predict
 
     try:
         results = predict(args.videos, args.checkpoint, top_k=args.top_k, num_clips=args.clips,

@@ -25,10 +25,11 @@ from typing import Any, Callable, Iterable, Mapping
 from torch import Tensor, nn
 
 from vidcls.models import IMAGENET, TIMESFORMER, Preprocessing, create_model
-from vidcls.models._registry import get_filter_fn
+from vidcls.models._registry import get_builder, get_filter_fn
 from vidcls.models._weights import StateDict, load_filtered
 from vidcls.models.attention import VARIANT_STAGES
-from vidcls.models.timesformer import TimeSformer, timesformer_base, timesformer_hr, timesformer_large
+from vidcls.models.timesformer import (TimeSformer, timesformer_base, timesformer_hr,
+                                       timesformer_large)
 from vidcls.ops.temporal_shift import TemporalShift
 from vidcls.resources import DATASETS, class_names, dataset_for_num_classes
 
@@ -269,8 +270,7 @@ def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
-def timesformer_builder(num_frames: int, img_size: int | tuple[int, int]
-                        ) -> Callable[..., TimeSformer]:
+def timesformer_builder_name(num_frames: int, img_size: int | tuple[int, int]) -> str:
     """The registered TimeSformer builder whose defaults are ``num_frames`` x ``img_size``
     (16 x 448: ``timesformer_hr``, 96 x 224: ``timesformer_large``), else ``timesformer_base``:
     the checkpoint then names the architecture it really is."""
@@ -278,8 +278,8 @@ def timesformer_builder(num_frames: int, img_size: int | tuple[int, int]
         params = inspect.signature(builder).parameters
         if (params["num_frames"].default == num_frames
                 and _hw(params["img_size"].default) == _hw(img_size)):
-            return builder
-    return timesformer_base
+            return builder.__name__
+    return timesformer_base.__name__
 
 
 def build_timesformer(kwargs: Mapping[str, Any], state: Mapping[str, Tensor], source: Any,
@@ -289,8 +289,8 @@ def build_timesformer(kwargs: Mapping[str, Any], state: Mapping[str, Tensor], so
     its true builder and loaded with ``state``; ``load_converted`` fits the embeddings to the
     model with the model's interpolation modes."""
     kwargs = {**kwargs, **{k: v for k, v in overrides.items() if v is not None}}
-    builder = timesformer_builder(kwargs["num_frames"], kwargs["img_size"])
-    return load_converted(builder(**kwargs), state, source)
+    builder = get_builder(timesformer_builder_name(kwargs["num_frames"], kwargs["img_size"]))
+    return load_converted(builder(**kwargs), state, source)  # builder: num_classes=0 allowed
 
 
 def timesformer_preprocessing(model: TimeSformer, *, dense: bool = True,

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidcls.data.sources import FrameSource, iter_frames, open_source  # noqa: F401 (re-exported)
+from vidcls.data.sources import iter_frames, open_source  # iter_frames: re-exported
 from vidcls.data.transforms import normalize
 from vidcls.data.writer import VideoWriter
 from vidcls.engine.checkpoint import load_model, read_preprocessing

@@ -90,21 +90,38 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
+    def _split_qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``x (S, L, D)`` -> ``q, k, v``, each ``(S, heads, L, head_dim)``.
+
+        They stay strided views of one projection: SDPA accepts any stride with a contiguous
+        last dim, so splitting heads costs no copy.
+        """
+        S, L, _ = x.shape
+        qkv = self.qkv(x).view(S, L, 3, self.num_heads, self.head_dim)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (S, heads, L, head_dim)
+
     def forward(self, x: Tensor, attn_mask: Tensor | None = None, project: bool = True) -> Tensor:
         """``x (S, L, D)`` -> ``(S, L, D)``; ``attn_mask`` (bool, True = may attend) broadcasts
         to ``(S, heads, L, L)``. ``project=False`` returns the heads before ``proj`` (for a
         caller that folds ``proj`` into its own next linear map)."""
         S, L, D = x.shape
-        # q, k, v stay strided views of one projection: SDPA accepts any stride with a
-        # contiguous last dim, so splitting heads costs no copy.
-        qkv = self.qkv(x).view(S, L, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (S, heads, L, head_dim)
+        q, k, v = self._split_qkv(x)  # each (S, heads, L, head_dim)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask,
             dropout_p=self.attn_drop if self.training else 0.0)  # (S, heads, L, head_dim)
         # The fused kernels return (S, L, heads, head_dim) memory, so this is usually a view.
         out = out.transpose(1, 2).reshape(S, L, D)  # (S, L, D)
         return self.proj_drop(self.proj(out)) if project else out
+
+    def probs(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        """The attention probabilities ``forward`` uses but SDPA does not return: ``x (S, L, D)``
+        -> ``softmax(q k^T / sqrt(head_dim))`` ``(S, heads, L, L)`` in float32, rows summing to
+        1, masked keys 0 (for explanations: ``vidcls.inference.explain``)."""
+        q, k, _ = self._split_qkv(x)  # each (S, heads, L, head_dim)
+        scores = (q @ k.transpose(-2, -1)) * self.head_dim ** -0.5  # (S, heads, L, L)
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        return scores.float().softmax(dim=-1)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ FOCUS_FILE = "explain.json"  # in DOCS/results/
 def explain_png(video: str, checkpoint: Path, target: Path) -> str:
     """``vidcls explain``'s grid image of ``video`` saved as ``target`` (the mp4 and JSON it
     also writes are dropped); returns ``target`` as a string."""
-    from vidcls.explain import explain_video
+    from vidcls.inference.explain import explain_video
 
     tmp = target.parent / f".{target.stem}"
     explain_video(video, checkpoint, tmp)
@@ -44,10 +44,11 @@ def explain_png(video: str, checkpoint: Path, target: Path) -> str:
 
 
 def focus_stats(checkpoint: Path, videos: list[str]) -> dict:
-    """Mean :func:`vidcls.explain.object_focus` of a checkpoint's heat maps over ``videos``."""
+    """Mean :func:`~vidcls.inference.explain.object_focus` of a checkpoint's heat maps over
+    ``videos``."""
     from vidcls.data.transforms import normalize as normalize_clip
-    from vidcls.explain import explain_clip, object_focus
-    from vidcls.predict import Predictor
+    from vidcls.inference.explain import explain_clip, object_focus
+    from vidcls.inference.predict import Predictor
 
     pred = Predictor(checkpoint)
     dataset = pred.dataset(videos)

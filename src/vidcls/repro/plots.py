@@ -45,6 +45,14 @@ def _bars(ax, groups: list[str], series: dict[str, list[dict | None]], metric: s
     ax.grid(axis="y", alpha=0.3)
 
 
+def _levels(ax, num_classes: int | None, blind_label: str) -> None:
+    """The reference levels of an accuracy plot: chance (dotted, when ``num_classes`` is
+    given) and 50 %, where a frame-order-blind model tops out on ``temporal`` (dashed)."""
+    if num_classes:
+        ax.axhline(100 / num_classes, color="black", ls=":", lw=1, label="chance")
+    ax.axhline(50, color="black", ls="--", lw=0.8, label=blind_label)
+
+
 def plot_table1(s: dict, path: Path, num_classes: int = 4) -> bool:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -54,8 +62,7 @@ def plot_table1(s: dict, path: Path, num_classes: int = 4) -> bool:
         plt.close(fig)
         return False
     _bars(ax, kinds, series, colors=COLORS)
-    ax.axhline(100 / num_classes, color="black", ls=":", lw=1, label="chance")
-    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind (temporal)")
+    _levels(ax, num_classes, "frame-order blind (temporal)")
     ax.set_ylabel("validation top-1 (%)")
     ax.set_title("TSN vs TSM (mean ± std over seeds, dots = seeds)")
     ax.legend(fontsize=8, loc="upper left")
@@ -104,7 +111,7 @@ def plot_online(s: dict, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     series = {"top-1": cells}
     _bars(ax, ["TSN", "TSM offline\n(bi-dir.)", "TSM online\n(uni-dir.)"], series)
-    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind")
+    _levels(ax, None, "frame-order blind")
     ax.set_ylabel("temporal top-1 (%)")
     ax.set_title("Online (streamable) vs offline TSM")
     ax.legend(fontsize=8, loc="upper left")
@@ -120,8 +127,7 @@ def plot_attention(s: dict, path: Path, num_classes: int = 4) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(7, 3.8))
     _bars(ax, list(ATTENTIONS), series, colors={"appearance": "#2ca02c", "temporal": "#9467bd"})
-    ax.axhline(100 / num_classes, color="black", ls=":", lw=1, label="chance")
-    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind (temporal)")
+    _levels(ax, num_classes, "frame-order blind (temporal)")
     ax.set_ylabel("validation top-1 (%)")
     ax.set_title("TimeSformer attention schemes (tiny model, from scratch)")
     ax.legend(fontsize=8, ncol=2, loc="upper left")
@@ -180,9 +186,7 @@ def plot_demo_accuracy(summary: dict, path: Path) -> bool:
                       color=COLORS.get(label))
         for b, v in zip(bars, vals):
             ax.text(b.get_x() + b.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
-    nc = summary["settings"]["num_classes"]
-    ax.axhline(100 / nc, color="black", ls=":", lw=1, label="chance")
-    ax.axhline(50, color="black", ls="--", lw=0.8, label="frame-order blind")
+    _levels(ax, summary["settings"]["num_classes"], "frame-order blind")
     ax.set_xticks(x)
     ax.set_xticklabels([n for _, n in metrics])
     ax.set_ylim(0, 110)

@@ -1,0 +1,33 @@
+"""``torchvision-resnet`` / ``timm-vit``: image weights become the initialisation of a video model
+with a fresh head."""
+from __future__ import annotations
+
+import torch
+
+from helpers.convert import tiny_timesformer
+from vidcls.convert import convert, convert_checkpoint
+from vidcls.engine.checkpoint import load_model
+from vidcls.models.resnet import resnet18
+
+
+def test_torchvision_resnet_and_timm_vit_init(tmp_path):
+    torch.manual_seed(0)
+    image = resnet18(num_classes=1000)
+    torch.save(image.state_dict(), tmp_path / "resnet18-f37072fd.pth")
+    out = convert_checkpoint(tmp_path / "resnet18-f37072fd.pth", tmp_path / "init",
+                             "torchvision-resnet", num_classes=5, num_frames=4)
+    model, meta = load_model(out)
+    assert meta["model"]["name"] == "tsm_resnet18" and model.head.weight.shape == (5, 512)
+    assert torch.equal(model.backbone.layer3[1].conv2.weight, image.layer3[1].conv2.weight)
+    assert meta["classes"] == ["0", "1", "2", "3", "4"]
+
+    vit = tiny_timesformer("space", classes=1000)  # a space-only model is a plain ViT
+    timm_sd = {k: v for k, v in vit.state_dict().items()}
+    assert not any("temporal" in k or k == "time_embed" for k in timm_sd)
+    torch.save(timm_sd, tmp_path / "vit_tiny.pth")
+    conv = convert(tmp_path / "vit_tiny.pth", "timm-vit", num_classes=3, num_frames=4,
+                   num_heads=2)
+    blk = conv.model.blocks[1]
+    assert torch.equal(blk.temporal_attn.qkv.weight, vit.blocks[1].attn.qkv.weight)
+    assert torch.equal(blk.attn.proj.weight, vit.blocks[1].attn.proj.weight)
+    assert blk.temporal_fc.weight.abs().sum() == 0 and conv.model.head.weight.shape == (3, 32)
