@@ -110,14 +110,14 @@ def test_imports_point_down():
         src_unit = _unit(name)
         for line, target in sorted(edges):
             dst_unit = _unit(target)
-            if target == "vidcls" and src_unit != "__init__":
+            if target == "vidcls" and LAYERS[src_unit] != FACADE:
                 bad.append(f"{name}:{line} imports the vidcls facade")
                 continue
             if dst_unit == src_unit:
                 continue
-            if LAYERS[dst_unit] == FACADE:
+            if LAYERS[dst_unit] == FACADE and LAYERS[src_unit] != FACADE:
                 bad.append(f"{name}:{line} imports {target}, a re-export kept for users")
-            elif LAYERS[dst_unit] >= LAYERS[src_unit]:
+            elif LAYERS[dst_unit] >= LAYERS[src_unit] and LAYERS[src_unit] != FACADE:
                 bad.append(f"{name}:{line} imports {target} (layer {LAYERS[dst_unit]} "
                            f"{dst_unit} from layer {LAYERS[src_unit]} {src_unit})")
     assert not bad, "imports that do not point down:\n" + "\n".join(bad)

@@ -87,8 +87,8 @@ def _history(run_dir: Path) -> list[dict]:
 def train_side_by_side(configs: dict[str, Config], out: Path, *, n_train: int,
                        progress: bool = True) -> dict[str, float]:
     """Train every config in its own ``vidcls train`` process, all at once (the job pool of
-    :mod:`vidcls.repro.runner`: one single-threaded process per core, the same budget for
-    every model by construction); returns the seconds each took.
+    :mod:`vidcls.repro.runner`: the cores split evenly between the processes, the same budget
+    for every model by construction); returns the seconds each took.
 
     The parent follows each run's ``metrics.jsonl`` to draw one progress bar per model (plain
     lines per finished epoch without ``progress``); each run's own output goes to

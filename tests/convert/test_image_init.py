@@ -31,3 +31,15 @@ def test_torchvision_resnet_and_timm_vit_init(tmp_path):
     assert torch.equal(blk.temporal_attn.qkv.weight, vit.blocks[1].attn.qkv.weight)
     assert torch.equal(blk.attn.proj.weight, vit.blocks[1].attn.proj.weight)
     assert blk.temporal_fc.weight.abs().sum() == 0 and conv.model.head.weight.shape == (3, 32)
+
+
+def test_timm_vit_init_records_true_builder(tmp_path):
+    """An image ViT inflated to 16 frames x 448 px is a timesformer_hr, to 4 x 32 a -B."""
+    torch.save(tiny_timesformer("space", classes=1000).state_dict(), tmp_path / "vit_tiny.pth")
+    hr = convert(tmp_path / "vit_tiny.pth", "timm-vit", num_classes=3, num_frames=16,
+                 img_size=448, num_heads=2)
+    assert hr.model.build_config["name"] == "timesformer_hr"
+    assert hr.model.pos_embed.shape[1] == 1 + 28 * 28
+    base = convert(tmp_path / "vit_tiny.pth", "timm-vit", num_classes=3, num_frames=4,
+                   num_heads=2)
+    assert base.model.build_config["name"] == "timesformer_base"

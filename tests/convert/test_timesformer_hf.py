@@ -52,8 +52,9 @@ def _hf_tiny(num_frames: int, image_size: int, seed: int = 0):
 
 def test_timesformer_hf_other_length_and_size_match_hf(tmp_path):
     """At another clip length and size the converted model computes what HF computes for it:
-    an HF model configured for 6 frames x 64 px (its layers reshape with the configured sizes)
-    holding the 4 x 32 embeddings, which HF's embeddings module resizes with nearest."""
+    an HF model configured for 6 frames x 64 px (its layers reshape with the configured frame
+    count) holding the 4 x 32 embeddings, which HF's embeddings module resizes with nearest.
+    At another size alone the HF model itself runs the clip correctly."""
     from torch import nn
 
     hf = _hf_tiny(num_frames=4, image_size=32)
@@ -80,3 +81,6 @@ def test_timesformer_hf_other_length_and_size_match_hf(tmp_path):
         assert (smooth(x) - expected).abs().max() > 1e-3  # the mode matters here
         torch.testing.assert_close(conv.model(x), expected, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(resized.model(x), expected, atol=1e-4, rtol=1e-4)
+        x64 = torch.randn(2, 4, 3, 64, 64)
+        torch.testing.assert_close(conv.model(x64), hf(pixel_values=x64).logits, atol=1e-4,
+                                   rtol=1e-4)

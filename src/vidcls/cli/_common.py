@@ -22,8 +22,9 @@ def fail(command: str, err: BaseException) -> int:
 def parse_options(pairs: list[str], example: str) -> dict:
     """``["shift_div=4", "attention=joint"]`` -> ``{"shift_div": 4, "attention": "joint"}``.
 
-    Values are read as YAML, so numbers, booleans and lists arrive typed. ``example`` is shown
-    when a pair has no ``=`` (e.g. ``"shift_div=4"``)."""
+    Values are read as YAML, so numbers, booleans and lists arrive typed. A pair that is not
+    KEY=VALUE ends the command with ``SystemExit`` (message on stderr, exit status 1) showing
+    ``example`` (e.g. ``"shift_div=4"``)."""
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -15,10 +15,9 @@ vidcls')::
 The architecture comes from the ``TimesformerConfig``. HF's embeddings module fits the
 position and time embeddings to other clips with ``F.interpolate(mode="nearest")`` (as the
 reference), so checkpoints converted by :func:`convert_timesformer_hf` record nearest
-interpolation. (HF's encoder layers then reshape with the *configured* frame count and size,
-so an HF model given another clip size or length mixes tokens up; the converted vidcls model
-computes what an HF model configured for that clip, with the nearest-resized embeddings,
-computes.)
+interpolation and compute what HF computes at other sizes. (At another frame count HF's encoder
+layers reshape with the *configured* count and mix tokens up; the converted model computes what
+an HF model configured for that count, holding the nearest-resized embeddings, computes.)
 """
 from __future__ import annotations
 

@@ -45,12 +45,19 @@ def _bars(ax, groups: list[str], series: dict[str, list[dict | None]], metric: s
     ax.grid(axis="y", alpha=0.3)
 
 
-def _levels(ax, num_classes: int | None, blind_label: str) -> None:
-    """The reference levels of an accuracy plot: chance (dotted, when ``num_classes`` is
-    given) and 50 %, where a frame-order-blind model tops out on ``temporal`` (dashed)."""
+def _accuracy_figure(fig, ax, path: Path, num_classes: int | None, blind_label: str,
+                     ylabel: str, title: str, ncol: int = 1) -> bool:
+    """Finish an accuracy plot and save it: the reference levels -- chance (dotted, when
+    ``num_classes`` is given) and 50 %, where a frame-order-blind model tops out on
+    ``temporal`` (dashed) --, labels and the legend."""
     if num_classes:
         ax.axhline(100 / num_classes, color="black", ls=":", lw=1, label="chance")
     ax.axhline(50, color="black", ls="--", lw=0.8, label=blind_label)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=ncol, loc="upper left")
+    save_figure(fig, path)
+    return True
 
 
 def plot_table1(s: dict, path: Path, num_classes: int = 4) -> bool:
@@ -62,12 +69,9 @@ def plot_table1(s: dict, path: Path, num_classes: int = 4) -> bool:
         plt.close(fig)
         return False
     _bars(ax, kinds, series, colors=COLORS)
-    _levels(ax, num_classes, "frame-order blind (temporal)")
-    ax.set_ylabel("validation top-1 (%)")
-    ax.set_title("TSN vs TSM (mean ± std over seeds, dots = seeds)")
-    ax.legend(fontsize=8, loc="upper left")
-    save_figure(fig, path)
-    return True
+    return _accuracy_figure(fig, ax, path, num_classes, "frame-order blind (temporal)",
+                            "validation top-1 (%)",
+                            "TSN vs TSM (mean ± std over seeds, dots = seeds)")
 
 
 def plot_shift(s: dict, path: Path) -> bool:
@@ -111,12 +115,8 @@ def plot_online(s: dict, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     series = {"top-1": cells}
     _bars(ax, ["TSN", "TSM offline\n(bi-dir.)", "TSM online\n(uni-dir.)"], series)
-    _levels(ax, None, "frame-order blind")
-    ax.set_ylabel("temporal top-1 (%)")
-    ax.set_title("Online (streamable) vs offline TSM")
-    ax.legend(fontsize=8, loc="upper left")
-    save_figure(fig, path)
-    return True
+    return _accuracy_figure(fig, ax, path, None, "frame-order blind", "temporal top-1 (%)",
+                            "Online (streamable) vs offline TSM")
 
 
 def plot_attention(s: dict, path: Path, num_classes: int = 4) -> bool:
@@ -127,12 +127,9 @@ def plot_attention(s: dict, path: Path, num_classes: int = 4) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(7, 3.8))
     _bars(ax, list(ATTENTIONS), series, colors={"appearance": "#2ca02c", "temporal": "#9467bd"})
-    _levels(ax, num_classes, "frame-order blind (temporal)")
-    ax.set_ylabel("validation top-1 (%)")
-    ax.set_title("TimeSformer attention schemes (tiny model, from scratch)")
-    ax.legend(fontsize=8, ncol=2, loc="upper left")
-    save_figure(fig, path)
-    return True
+    return _accuracy_figure(fig, ax, path, num_classes, "frame-order blind (temporal)",
+                            "validation top-1 (%)",
+                            "TimeSformer attention schemes (tiny model, from scratch)", ncol=2)
 
 
 def plot_latency_frames(cost: dict, path: Path) -> bool:
@@ -186,12 +183,9 @@ def plot_demo_accuracy(summary: dict, path: Path) -> bool:
                       color=COLORS.get(label))
         for b, v in zip(bars, vals):
             ax.text(b.get_x() + b.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
-    _levels(ax, summary["settings"]["num_classes"], "frame-order blind")
     ax.set_xticks(x)
     ax.set_xticklabels([n for _, n in metrics])
     ax.set_ylim(0, 110)
-    ax.set_ylabel("held-out accuracy (%)")
-    ax.set_title("vidcls demo: TSN vs TSM on temporal videos")
-    ax.legend(fontsize=8, loc="upper left")
-    save_figure(fig, path)
-    return True
+    return _accuracy_figure(fig, ax, path, summary["settings"]["num_classes"],
+                            "frame-order blind", "held-out accuracy (%)",
+                            "vidcls demo: TSN vs TSM on temporal videos")

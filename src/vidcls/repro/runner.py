@@ -98,7 +98,7 @@ def _stop(procs: list[subprocess.Popen], grace_seconds: float) -> None:
             proc.wait()
 
 
-def thread_env(threads: int) -> dict[str, str]:
+def _thread_env(threads: int) -> dict[str, str]:
     """This process's environment with ``threads`` intra-op threads for a worker."""
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
@@ -119,7 +119,7 @@ def run_jobs(jobs: list[Job], *, parallel: int, threads: int | None = None,
         raise ValueError(f"jobs wait for unknown job(s) {', '.join(unknown)}; name jobs of "
                          f"this pool in `after`")
     parallel = max(1, parallel)
-    env = thread_env(threads or max(1, (os.cpu_count() or 1) // parallel))
+    env = _thread_env(threads or max(1, (os.cpu_count() or 1) // parallel))
     results: dict[str, JobResult] = {}
     queue = list(jobs)
     running: dict[str, tuple[Job, subprocess.Popen, float]] = {}
