@@ -21,7 +21,7 @@ class HistoryBuffer:  # stands for mmengine's class, which the loader must not n
 def test_tsm_mmaction2_round_trip_with_foreign_metadata(tmp_path):
     torch.manual_seed(0)
     model = calibrate(create_model("tsm_resnet18", num_classes=6, num_frames=4, shift_div=4),
-                       (2, 4, 3, 32, 32))
+                      (2, 4, 3, 32, 32))
     sd = to_mmaction2_tsm(model)
     assert "backbone.layer1.0.conv1.conv.net.weight" in sd
     assert "backbone.layer2.0.downsample.bn.running_var" in sd

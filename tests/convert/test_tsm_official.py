@@ -23,7 +23,7 @@ from vidcls.resources import class_names
 def test_tsm_official_matches_reference_forward(tmp_path, place):
     torch.manual_seed(0)
     ref = calibrate(make_ref_resnet_tsm(place, n_segment=4, n_div=4, num_class=400),
-                     (2, 4, 3, 32, 32))
+                    (2, 4, 3, 32, 32))
     path = tmp_path / f"TSM_kinetics_RGB_resnet18_shift4_{place}_avg_segment4_e50.pth"
     save_tsm_checkpoint(path, ref)
     assert any(".net." in k for k in torch.load(path, weights_only=True)["state_dict"])

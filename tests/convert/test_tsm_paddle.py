@@ -16,7 +16,7 @@ from vidcls.models import create_model
 def test_tsm_paddle_mirrored_shift_matches_paddle_forward(tmp_path):
     torch.manual_seed(0)
     src = calibrate(create_model("tsm_resnet50", num_classes=5, num_frames=4, shift_div=4),
-                     (2, 4, 3, 32, 32))
+                    (2, 4, 3, 32, 32))
     params = to_paddle(src)
     assert "backbone.res3a.short._batch_norm._variance" in params
     path = tmp_path / "ppTSM_k400_r50.pdparams"

@@ -232,19 +232,35 @@ TIMESFORMER_INTERVAL = {8: 32, 16: 16, 96: 4}
 _TIMESFORMER_BUILDERS = (timesformer_base, timesformer_hr, timesformer_large)
 
 
-def timesformer_kwargs_from_state(state: Mapping[str, Tensor], num_heads: int | None) -> dict:
-    """Architecture of a TimeSformer state dict in vidcls/reference names (``num_heads`` is
-    not stored; it defaults to ``embed_dim // 64``)."""
+def vit_architecture(state: Mapping[str, Tensor], num_heads: int | None, source: Any,
+                     what: str = "TimeSformer") -> dict:
+    """The ViT architecture of a state dict in timm / reference names, read from its shapes:
+    ``img_size`` (the square grid of ``pos_embed``), ``patch_size``, ``embed_dim``,
+    ``depth``, ``mlp_ratio``, ``qkv_bias``; ``num_heads`` is not stored and defaults to
+    ``embed_dim // 64``."""
     for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
         if key not in state:
-            raise ValueError(f"not a TimeSformer state dict: {key!r} is missing")
+            raise ValueError(f"{source} is not a {what} state dict ({key!r} is missing)")
     embed = state["cls_token"].shape[-1]
     patch = state["patch_embed.proj.weight"].shape[-1]
-    depth = 1 + max(int(m[1]) for k in state if (m := re.match(r"^blocks\.(\d+)\.", k)))
     n = state["pos_embed"].shape[1] - 1
     side = math.isqrt(n)
     if side * side != n:
         raise ValueError(f"pos_embed has {n} patch positions, not a square grid")
+    heads = num_heads or max(1, embed // 64)
+    if embed % heads:
+        raise ValueError(f"embed_dim={embed} is not divisible by num_heads={heads}")
+    depth = 1 + max(int(m[1]) for k in state if (m := re.match(r"^blocks\.(\d+)\.", k)))
+    return dict(img_size=side * patch, patch_size=patch, embed_dim=embed, depth=depth,
+                num_heads=heads, mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / embed,
+                qkv_bias="blocks.0.attn.qkv.bias" in state)
+
+
+def timesformer_kwargs_from_state(state: Mapping[str, Tensor], num_heads: int | None,
+                                  source: Any) -> dict:
+    """Architecture of a TimeSformer state dict in vidcls/reference names: the ViT's
+    (:func:`vit_architecture`), the attention scheme its stages show, class and frame counts."""
+    vit = vit_architecture(state, num_heads, source)
     prefixes = {m[1] for k in state if (m := re.match(r"^blocks\.0\.(\w+)_attn\.", k))}
     has_time = "time_embed" in state
     attention = next((name for name, (stages, _) in VARIANT_STAGES.items()
@@ -253,17 +269,11 @@ def timesformer_kwargs_from_state(state: Mapping[str, Tensor], num_heads: int | 
                      None)
     if attention is None:
         raise ValueError(f"cannot tell the attention scheme from stages {sorted(prefixes)}")
-    heads = num_heads or max(1, embed // 64)
-    if embed % heads:
-        raise ValueError(f"embed_dim={embed} is not divisible by num_heads={heads}")
     if "head.weight" not in state:
-        raise ValueError("the TimeSformer checkpoint has no classification head")
+        raise ValueError(f"{source} has no classification head (head.*)")
     return dict(num_classes=state["head.weight"].shape[0],
                 num_frames=state["time_embed"].shape[1] if has_time else 8,
-                attention=attention, img_size=side * patch, patch_size=patch, embed_dim=embed,
-                depth=depth, num_heads=heads,
-                mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / embed,
-                qkv_bias="blocks.0.attn.qkv.bias" in state)
+                attention=attention, **vit)
 
 
 def _hw(size: int | tuple[int, int]) -> tuple[int, int]:

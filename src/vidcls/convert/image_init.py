@@ -13,8 +13,6 @@ a checkpoint with a fresh head for the video classes.
 """
 from __future__ import annotations
 
-import math
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,7 +20,8 @@ from torch import Tensor, nn
 
 from vidcls.convert._common import (Converted, backbone_arch, init_num_classes, load_converted,
                                     resolve_classes, timesformer_builder_name,
-                                    timesformer_preprocessing, tsm_preprocessing)
+                                    timesformer_preprocessing, tsm_preprocessing,
+                                    vit_architecture)
 from vidcls.models import create_model
 from vidcls.models._weights import load_filtered, read_state_dict, strip_prefix
 from vidcls.models.timesformer import TimeSformer, checkpoint_filter_fn
@@ -61,21 +60,11 @@ def convert_timm_vit(src: str | Path, *, num_classes: int | None = None, num_fra
     ``temporal_fc`` zero, position grid resampled to ``img_size``), with a fresh head. The
     builder is the one whose defaults are ``num_frames`` x ``img_size``."""
     sd = strip_prefix(read_state_dict(src), "module.", "model.")
-    for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
-        if key not in sd:
-            raise ValueError(f"{src} is not a timm ViT state dict ({key!r} is missing)")
-    embed = sd["cls_token"].shape[-1]
-    patch = sd["patch_embed.proj.weight"].shape[-1]
-    depth = 1 + max(int(m[1]) for key in sd if (m := re.match(r"^blocks\.(\d+)\.", key)))
-    size = img_size or math.isqrt(sd["pos_embed"].shape[1] - 1) * patch
+    vit = vit_architecture(sd, num_heads, src, what="timm ViT")
+    vit["img_size"] = img_size or vit["img_size"]
     k = init_num_classes(num_classes, classes)
-    net = create_model(
-        timesformer_builder_name(num_frames, size), num_classes=k, num_frames=num_frames,
-        attention=attention, img_size=size,
-        patch_size=patch, embed_dim=embed, depth=depth,
-        num_heads=num_heads or max(1, embed // 64),
-        mlp_ratio=sd["blocks.0.mlp.fc1.weight"].shape[0] / embed,
-        qkv_bias="blocks.0.attn.qkv.bias" in sd)
+    net = create_model(timesformer_builder_name(num_frames, vit["img_size"]), num_classes=k,
+                       num_frames=num_frames, attention=attention, **vit)
     timesformer_from_timm_vit(sd, net)
     return Converted(net.eval(), resolve_classes(classes, k, "init"),
                      timesformer_preprocessing(net), {"init": "timm-vit"})

@@ -71,7 +71,7 @@ def convert_timesformer_mmaction2(src: str | Path, *, num_heads: int | None = No
     state = rename_keys(raw, rules(divided), lambda key: ValueError(
         f"{src}: unexpected key {key!r} for an mmaction2 TimeSformer"))
     heads = num_heads or (int(config_value(text, "num_heads") or 0) or None)
-    kwargs = timesformer_kwargs_from_state(state, heads)
+    kwargs = timesformer_kwargs_from_state(state, heads, src)
     model = build_timesformer(kwargs, state, src, num_frames=num_frames, img_size=img_size)
     names = resolve_classes(classes, model.num_classes, Path(src).name)
     return Converted(model, names, timesformer_preprocessing(model, **HALF_NORM),

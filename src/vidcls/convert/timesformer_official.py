@@ -43,7 +43,7 @@ def convert_timesformer_official(src: str | Path, *, num_heads: int | None = Non
     to ``embed_dim // 64``; ``num_frames`` / ``img_size`` resize the embeddings as the reference
     does (nearest). Normalisation 0.45 / 0.225; 8 frames 32 apart for K400 models."""
     state = reference_timesformer_state_dict(unwrap_state_dict(load_torch_file(src), src))
-    kwargs = timesformer_kwargs_from_state(state, num_heads)
+    kwargs = timesformer_kwargs_from_state(state, num_heads, src)
     model = build_timesformer(kwargs, state, src, num_frames=num_frames, img_size=img_size,
                               **NEAREST)
     names = resolve_classes(classes, model.num_classes, Path(src).name)
