@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from vidcls.engine.config import Config, from_dict
+from vidcls.info import count_parameters
 from vidcls.viz import plot_curves, pyplot
 
 
@@ -177,10 +178,6 @@ def _say(step: int, total: int, text: str) -> None:
     print(f"\n[{step}/{total}] {text}", flush=True)
 
 
-def _count_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def demo_plots(run_dir: str | Path) -> list[str]:
     """Plots for a ``vidcls demo`` run directory (also ``vidcls bench report --demo``):
     ``accuracy.png`` (TSN vs TSM top-1 and mean class accuracy with the chance levels) and
@@ -214,11 +211,7 @@ def stream_video(checkpoint: Path, video: str, *, show: bool = True) -> dict:
     from vidcls.inference.predict import Predictor
 
     pred = Predictor(checkpoint)
-    item = pred.dataset([video])[0]
-    clip = item["clip"]  # uint8 (T, 3, H, W): the frames the offline model sees
-    from vidcls.data.transforms import normalize as normalize_clip
-
-    x = normalize_clip(clip, pred.mean, pred.std)  # (T, 3, H, W)
+    clip, x = pred.load_clip(video)  # the frames the offline model sees, normalised (T, 3, H, W)
     online = OnlineTSM(pred.model).eval()
     online.reset()
     per_frame, times = [], []
@@ -372,7 +365,7 @@ def format_table(results: dict[str, dict], s: DemoSettings) -> str:
         desc = (f"TSN {s.backbone} (no shift)" if label == "TSN" else
                 f"TSM {s.backbone} (online, uni-dir. 1/8)")
         model = create_model(r["model"], num_classes=s.num_classes, num_frames=s.num_frames)
-        lines.append(f"{desc:<38}{_count_params(model) / 1e6:>7.1f}M{m['top1']:>7.1f}%"
+        lines.append(f"{desc:<38}{count_parameters(model) / 1e6:>7.1f}M{m['top1']:>7.1f}%"
                      f"{m['top5']:>7.1f}%{m['mean_class_acc']:>9.1f}%"
                      f"{r['train_seconds']:>7.0f}s")
     n_pairs = s.num_classes // 2

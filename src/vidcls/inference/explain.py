@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidcls.data.transforms import normalize
 from vidcls.data.writer import write_video
 from vidcls.inference.predict import Predictor
 from vidcls.viz import overlay_heatmaps, save_grid_png, upscale_nearest
@@ -320,8 +319,7 @@ def explain_video(video: str | Path, checkpoint: str | Path, output: str | Path,
     """
     pred = Predictor(checkpoint)
     target_index = _resolve_target(target, pred.classes)
-    clip = pred.dataset([str(video)])[0]["clip"]  # uint8 (T, 3, H, W)
-    x = normalize(clip, pred.mean, pred.std)  # (T, 3, H, W)
+    clip, x = pred.load_clip(video)  # uint8 and normalised (T, 3, H, W)
     ex = explain_clip(pred.model, x, target=target_index, method=method)
     frames = clip.permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
     overlays = overlay_heatmaps(frames, ex.heat, alpha=alpha)

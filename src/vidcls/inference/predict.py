@@ -63,6 +63,12 @@ class Predictor:
                                 transform=prep.eval_transform(num_crops), num_clips=num_clips,
                                 twice=twice, max_retries=0)
 
+    def load_clip(self, video: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """One test view of ``video``: the uint8 frames ``(T, 3, H, W)`` the model sees and the
+        normalised model input ``(T, 3, H, W)`` (float, on ``device``)."""
+        clip = self.dataset([str(video)])[0]["clip"]  # uint8 (T, 3, H, W)
+        return clip, normalize(clip.to(self.device), self.mean, self.std)
+
     @torch.no_grad()
     def probabilities(self, clip: torch.Tensor) -> torch.Tensor:
         """uint8 ``(T, 3, H, W)`` or ``(V, T, 3, H, W)`` -> class probabilities ``(K,)``,

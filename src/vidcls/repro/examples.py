@@ -46,16 +46,14 @@ def explain_png(video: str, checkpoint: Path, target: Path) -> str:
 def focus_stats(checkpoint: Path, videos: list[str]) -> dict:
     """Mean :func:`~vidcls.inference.explain.object_focus` of a checkpoint's heat maps over
     ``videos``."""
-    from vidcls.data.transforms import normalize as normalize_clip
     from vidcls.inference.explain import explain_clip, object_focus
     from vidcls.inference.predict import Predictor
 
     pred = Predictor(checkpoint)
-    dataset = pred.dataset(videos)
     values, method, layer = [], "", ""
-    for i in range(len(videos)):
-        clip = dataset[i]["clip"]  # uint8 (T, 3, H, W)
-        ex = explain_clip(pred.model, normalize_clip(clip, pred.mean, pred.std))
+    for video in videos:
+        clip, x = pred.load_clip(video)  # uint8 and normalised (T, 3, H, W)
+        ex = explain_clip(pred.model, x)
         method, layer = ex.method, ex.layer
         v = object_focus(clip, ex.maps)
         if v is not None:
