@@ -89,7 +89,7 @@ def test_other_length_and_size_use_interpolated_embeddings(attention):
     grid, cls position kept; linear along time). HF itself cannot run the mismatched clip
     correctly: its layers reshape with the configured sizes."""
     hf = hf_model(attention)
-    ours = timesformer_from_hf(hf)
+    ours = timesformer_from_hf(hf, pos_interpolation="bicubic", time_interpolation="linear")
     ref = hf_model(attention, num_frames=6, image_size=48, seed=1)
     sd = hf.state_dict()
     pos = sd["timesformer.embeddings.position_embeddings"]  # (1, 1 + 4*4, D)

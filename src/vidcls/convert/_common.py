@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from torch import Tensor, nn
 
-from vidcls.models import IMAGENET, TIMESFORMER, Preprocessing, create_model
+from vidcls.models import IMAGENET, INCEPTION, TIMESFORMER, Preprocessing, create_model
 from vidcls.models._registry import get_builder, get_filter_fn
 from vidcls.models._weights import StateDict, load_filtered
 from vidcls.models.attention import VARIANT_STAGES
@@ -225,8 +225,8 @@ def tsm_preprocessing(num_frames: int, dense: bool = False) -> Preprocessing:
 #: model reproduces its source at other sizes and frame counts too.
 NEAREST = dict(pos_interpolation="nearest", time_interpolation="nearest")
 #: mmaction2's TimeSformer recipe (mean = std = 127.5 in 0..255 units) and the HF checkpoints'
-#: image processor default
-HALF_NORM = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+#: image processor default: the INCEPTION preset's statistics
+HALF_NORM = dict(mean=INCEPTION.mean, std=INCEPTION.std)
 #: reference sampling interval per clip length (8 x 32 for K400 -B, 16 x 16 -HR, 96 x 4 -L)
 TIMESFORMER_INTERVAL = {8: 32, 16: 16, 96: 4}
 _TIMESFORMER_BUILDERS = (timesformer_base, timesformer_hr, timesformer_large)

@@ -116,7 +116,7 @@ def timesformer_from_hf(model_or_state_dict: Any, config: Any = None,
     dict together with its ``TimesformerConfig`` (or config dict). A ``TimesformerModel`` (no
     classifier) gives a model with ``num_classes=0`` (``forward`` returns the cls feature).
     ``options`` change the built model (``num_frames``, ``img_size``: embeddings resampled;
-    ``pos_interpolation`` / ``time_interpolation``).
+    ``pos_interpolation`` / ``time_interpolation``, by default ``nearest`` as HF resizes).
     """
     if isinstance(model_or_state_dict, Mapping):
         if config is None:
@@ -129,7 +129,7 @@ def timesformer_from_hf(model_or_state_dict: Any, config: Any = None,
     state = hf_timesformer_state_dict(hf_state)
     kwargs = timesformer_kwargs_from_hf_config(config)
     kwargs["num_classes"] = state["head.weight"].shape[0] if "head.weight" in state else 0
-    return build_timesformer(kwargs, state, "the HF TimeSformer", **options)
+    return build_timesformer(kwargs, state, "the HF TimeSformer", **{**NEAREST, **options})
 
 
 def _hf_dir_files(src: Path) -> tuple[Path, Path]:

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from vidcls.data.transforms import TestTransform, build_test_transform
 
-__all__ = ["Preprocessing", "IMAGENET", "TIMESFORMER", "SAMPLINGS"]
+__all__ = ["Preprocessing", "IMAGENET", "TIMESFORMER", "INCEPTION", "SAMPLINGS"]
 
 SAMPLINGS = ("segment", "dense")
 
@@ -136,3 +136,6 @@ IMAGENET = Preprocessing(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
 #: the TimeSformer reference's statistics; it tests with the short side at the crop size.
 TIMESFORMER = Preprocessing(mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
                             input_size=224, resize=224)
+#: mean = std = 0.5 (timm's "inception" statistics): what HF's and mmaction2's TimeSformer
+#: checkpoints were trained with.
+INCEPTION = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), input_size=224, resize=224)

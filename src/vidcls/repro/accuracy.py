@@ -157,6 +157,7 @@ def run_one(config_path: str | Path, result_path: str | Path, *,
     preds = [r["pred"] for r in rows]
     pair = pair_accuracy(labels, preds)
     from vidcls.engine.checkpoint import load_model
+    from vidcls.info import count_parameters
 
     model, _ = load_model(ckpt_dir / "last")
     cost = inference_cost(model, (1, cfg.data.num_frames, 3, cfg.data.input_size,
@@ -172,7 +173,7 @@ def run_one(config_path: str | Path, result_path: str | Path, *,
         "final_train_top1": history[-1]["train_top1"] if history else None,
         "epochs": fit_result.epochs_done, "train_seconds": train_s,
         "seconds": time.perf_counter() - start,
-        "params": sum(p.numel() for p in model.parameters()), **cost,
+        "params": count_parameters(model), **cost,
         "threads": torch.get_num_threads(),
         # CPU time of this process: what the run costs on an otherwise idle machine
         "cpu_seconds": _cpu_seconds(),
