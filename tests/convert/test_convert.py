@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from helpers.convert import tiny_timesformer
 from vidcls.convert import FORMATS
 from vidcls.engine.checkpoint import read_meta
+from vidcls.models import create_model
 
 
 def test_cli_convert(tmp_path, capsys):
@@ -31,3 +33,16 @@ def test_cli_convert(tmp_path, capsys):
                             "timesformer-hf", "timesformer-mmaction2", "torchvision-resnet",
                             "timm-vit"}
     json.dumps(meta)  # plain JSON
+
+
+def test_a_converted_checkpoint_without_its_head_is_an_error():
+    """Converters are strict: the fine-tuning rule (a missing or other-sized head stays fresh)
+    of ``pretrained=`` must never hide a head the conversion lost."""
+    from vidcls.convert._common import load_converted
+
+    for model in (create_model("tsm_resnet18", num_classes=4), tiny_timesformer()):
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
+        with pytest.raises(ValueError, match=r"does not fit model \w+.*missing keys "
+                                             r"\['head.bias', 'head.weight'\]"):
+            load_converted(model, state, "ckpt.pth")
+    assert load_converted(model, state, "ckpt.pth", init=True) is model  # ImageNet-style init

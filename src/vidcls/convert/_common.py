@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from vidcls.models import IMAGENET, INCEPTION, TIMESFORMER, Preprocessing, create_model
 from vidcls.models._registry import get_builder, get_filter_fn
-from vidcls.models._weights import StateDict, load_filtered
+from vidcls.models._weights import StateDict, key_report, load_filtered
 from vidcls.models.attention import VARIANT_STAGES
 from vidcls.models.timesformer import (TimeSformer, timesformer_base, timesformer_hr,
                                        timesformer_large)
@@ -118,12 +118,20 @@ def rename_keys(state: Mapping[str, Tensor], rules: Iterable[Rule],
 
 
 # ------------------------------------------------------------------------------ loading
-def load_converted(model: nn.Module, state: Mapping[str, Tensor], source: Any) -> nn.Module:
+def load_converted(model: nn.Module, state: Mapping[str, Tensor], source: Any, *,
+                   init: bool = False) -> nn.Module:
     """Load renamed weights through the one weight path: the family's
     ``checkpoint_filter_fn`` (TimeSformer: embeddings fitted to the model with its recorded
-    interpolation modes), then the strict key report. Returns the model in eval mode."""
+    interpolation modes), then the strict key report. Returns the model in eval mode.
+
+    A converted checkpoint must provide every weight, the head included: a key the filter
+    would leave at its fresh init is an error, unless ``init`` (an ImageNet initialisation,
+    whose video head is new by design)."""
     filter_fn = get_filter_fn(model.build_config["name"])
-    load_filtered(model, state, filter_fn, source=source)
+    fresh = load_filtered(model, state, filter_fn, source=source)
+    if fresh and not init:
+        raise ValueError(f"{source} does not fit model {model.build_config['name']} after "
+                         f"conversion: {key_report(fresh, [])}")
     return model.eval()
 
 

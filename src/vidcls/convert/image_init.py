@@ -47,7 +47,7 @@ def convert_torchvision_resnet(src: str | Path, *, model: str | None = None,
                                                         shift_place=shift_place,
                                                         shift_mode=shift_mode)
     net = load_converted(create_model(name, num_classes=k, num_frames=num_frames, **options),
-                         sd, src)
+                         sd, src, init=True)
     return Converted(net, resolve_classes(classes, k, "init"), tsm_preprocessing(num_frames),
                      {"arch": arch, "init": "imagenet"})
 
