@@ -1,6 +1,7 @@
 """ONNX export checked with onnxruntime: offline logits equal PyTorch for several batch sizes
-(dynamic batch axis), the TSM shift traces without TracerWarning, and streaming a clip through
-the exported online step function equals PyTorch's OnlineTSM (and the offline model)."""
+(dynamic batch axis), the TSM shift traces without TracerWarning, streaming a clip through
+the exported online step function equals PyTorch's OnlineTSM (and the offline model), and
+verify_onnx tells a right export from a wrong one."""
 from __future__ import annotations
 
 import warnings
@@ -10,7 +11,8 @@ import pytest
 import torch
 
 from vidcls.engine.checkpoint import save_model_checkpoint
-from vidcls.export import OnnxClassifier, OnnxStreamSession, export_onnx, read_onnx_metadata
+from vidcls.export import (OnnxClassifier, OnnxStreamSession, export_onnx, read_onnx_metadata,
+                           verify_onnx)
 from vidcls.models import create_model
 from vidcls.models.online_tsm import OnlineTSM
 
@@ -102,6 +104,7 @@ def test_online_export_streams_like_pytorch(tmp_path):
     # the caches carry information: a fresh stream from frame 2 on gives other logits
     session.reset()
     assert np.abs(session.step(x[:, 2]) - streamed[:, 2]).max() > 1e-3
+    assert verify_onnx(model, path, online=True)["ok"]  # what `vidcls export` checks
 
 
 def test_cli_export_and_errors(tmp_path, capsys):
@@ -119,3 +122,26 @@ def test_cli_export_and_errors(tmp_path, capsys):
                                     preprocessing={"input_size": 32, "resize": 36})
     assert main(["export", str(offline), "--online", "--no-verify"]) == 2
     assert "unidirectional" in capsys.readouterr().err
+
+
+def test_verify_onnx_compares_an_export_with_its_model(tmp_path):
+    model = _calibrated("tsm_resnet18")
+    path = export_onnx(model, tmp_path / "tsm.onnx", input_size=32)
+    check = verify_onnx(model, path)
+    assert check["ok"] and check["max_abs_diff"] < 1e-4 and check["atol"] == 1e-3
+    assert verify_onnx(model, path, seed=1)["max_abs_diff"] != check["max_abs_diff"]
+    state = torch.get_rng_state()
+    verify_onnx(model, path)
+    assert torch.equal(torch.get_rng_state(), state)  # its own generator, not the global one
+    # another model's logits are far from the export's: the check fails
+    other = _calibrated("tsm_resnet18")
+    with torch.no_grad():
+        other.head.weight.mul_(-1)
+    assert not verify_onnx(other, path)["ok"]
+
+
+def test_verify_onnx_refuses_an_export_of_the_other_kind(tmp_path):
+    model = _calibrated("tsm_resnet18")
+    path = export_onnx(model, tmp_path / "tsm.onnx", input_size=32)
+    with pytest.raises(ValueError, match="not an online export"):
+        verify_onnx(model, path, online=True)

@@ -105,3 +105,15 @@ def test_other_leftover_words_stay_errors(argv, unrecognized, capsys):
         _parser().parse_args(argv)
     assert info.value.code == 2
     assert f"vidcls: error: unrecognized arguments: {unrecognized}" in capsys.readouterr().err
+
+
+def test_building_the_parser_imports_no_torch():
+    """``vidcls --help`` and argument errors stay fast (~0.2 s, not the ~2 s of torch):
+    command modules load the library inside their command functions only."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vidcls.cli import build_parser; build_parser(); "
+            "heavy = sorted(m for m in ('torch', 'numpy', 'av') if m in sys.modules); "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,5 +1,6 @@
-"""The package's entry points: ``FORMATS``, ``convert`` (unknown options refused) and the
-``vidcls convert`` command writing a checkpoint that loads."""
+"""The package's entry points: ``FORMATS`` (its names importable without torch), ``convert``
+(unknown formats and options refused) and the ``vidcls convert`` command writing a checkpoint
+that loads."""
 from __future__ import annotations
 
 import json
@@ -46,3 +47,33 @@ def test_a_converted_checkpoint_without_its_head_is_an_error():
                                              r"\['head.bias', 'head.weight'\]"):
             load_converted(model, state, "ckpt.pth")
     assert load_converted(model, state, "ckpt.pth", init=True) is model  # ImageNet-style init
+
+
+def test_formats_pair_each_name_with_its_converter():
+    """``FORMATS`` zips the torch-free ``FORMAT_NAMES`` with the converters in order; a
+    converter out of place would answer for another format."""
+    from vidcls.convert import FORMAT_NAMES
+
+    assert tuple(FORMATS) == FORMAT_NAMES
+    for name, fn in FORMATS.items():
+        assert fn.__name__ == "convert_" + name.replace("-", "_"), name
+
+
+def test_unknown_names_are_refused():
+    import vidcls.convert
+    from vidcls.convert import convert
+
+    with pytest.raises(ValueError, match="unknown format 'tsm-caffe'; choose one of: "
+                                         "tsm-official, "):
+        convert("ckpt.pth", "tsm-caffe")
+    with pytest.raises(AttributeError, match="no attribute 'convert_tsm_caffe'"):
+        vidcls.convert.convert_tsm_caffe  # the lazy loader knows its names
+
+
+def test_the_format_names_import_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from vidcls.convert.formats import FORMAT_NAMES; "
+            "assert len(FORMAT_NAMES) == 8; assert 'torch' not in sys.modules, 'torch'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,5 @@
-"""Annotation formats (tiny trees built on the fly): build_records, detect_format, spec parsing."""
+"""Annotation formats (tiny trees built on the fly): build_records, detect_format, spec parsing,
+load_records and class_counts."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vidcls.data.formats import build_records, detect_format, parse_dataset_spec
+from vidcls.data.formats import (VideoRecord, build_records, class_counts, detect_format,
+                                 load_records, parse_dataset_spec)
 
 
 def touch(path: Path, text: str = "") -> Path:
@@ -178,3 +180,39 @@ def test_dataset_spec_parsing(tmp_path):
         "list", str(tmp_path), str(tmp_path / "train.txt"))
     with pytest.raises(ValueError, match="unknown dataset format 'avi'"):
         build_records("avi", root=tmp_path)
+
+
+def test_load_records_reads_a_spec(tmp_path):
+    touch(tmp_path / "train.txt", "a.mp4 1\nb.mp4 0\n")
+    touch(tmp_path / "val.txt", "c.mp4 1\n")
+    touch(tmp_path / "classes.txt", "zero\none\n")
+    loaded = load_records(f"list:{tmp_path}")
+    assert loaded.format == "list" and loaded.classes == ["zero", "one"]
+    assert [(r.path, r.label) for r in loaded.records] == [(str(tmp_path / "a.mp4"), 1),
+                                                          (str(tmp_path / "b.mp4"), 0)]
+    fmt, records, _ = load_records(str(tmp_path), split="val")  # format detected
+    assert fmt == "list" and [r.path for r in records] == [str(tmp_path / "c.mp4")]
+    # a list-file spec gives its own annotation file; ann_file= overrides it
+    assert len(load_records(str(tmp_path / "val.txt")).records) == 1
+    assert len(load_records(str(tmp_path / "val.txt"), ann_file=tmp_path / "train.txt")
+               .records) == 2
+    assert load_records(str(tmp_path), classes=["x", "y"]).classes == ["x", "y"]  # an option
+
+
+def test_load_records_names_a_missing_dataset(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere is not a directory"):
+        load_records(str(tmp_path / "nowhere"))
+    touch(tmp_path / "train.txt", "a.mp4 0\n")
+    with pytest.raises(FileNotFoundError, match="test list file not found"):
+        load_records(f"list:{tmp_path}", split="test")
+
+
+def test_class_counts_count_every_label_of_a_multilabel_sample():
+    records = [VideoRecord("a", 0), VideoRecord("b", [0, 2]), VideoRecord("c", 2)]
+    assert class_counts(records, 3) == [2, 0, 2]  # 4 labels on 3 samples
+
+
+def test_class_counts_skip_labels_outside_the_classes():
+    records = [VideoRecord("a", -1), VideoRecord("b", 5), VideoRecord("c", [1, 7])]
+    assert class_counts(records, 2) == [0, 1]  # -1: unlabelled test sample; 5, 7: unknown
+    assert class_counts([], 2) == [0, 0]

@@ -1,7 +1,7 @@
 """``vidcls stream`` on generated videos and frame folders, with both backends: per-frame
 outputs equal the offline unidirectional model on the same preprocessed frames, smoothing is
-the mean of the last k logits, and the CLI writes JSON records, an annotated video and a
-summary, also when interrupted."""
+the mean of the last k logits, ``output=`` writes the annotated video, and the CLI writes JSON
+records, an annotated video and a summary, also when interrupted."""
 from __future__ import annotations
 
 import json
@@ -160,3 +160,39 @@ def test_cli_stream_json_annotated_video_and_interrupt(tmp_path, capsys, monkeyp
     captured = capsys.readouterr()
     assert captured.out.count("frame ") == 3
     assert "3 frames" in captured.err and "interrupted" in captured.err
+
+
+def test_stream_predictions_writes_the_annotated_video(tmp_path):
+    ckpt = _checkpoint(tmp_path, shift_mode="unidirectional")
+    video = _video(tmp_path)
+    out = tmp_path / "out" / "annotated.mp4"
+    records = list(stream_predictions(video, ckpt, max_frames=5, output=out))
+    assert len(records) == 5 and "image" not in records[0]
+    with av.open(str(out)) as container:
+        assert float(container.streams.video[0].average_rate) == 10  # the source's fps
+        written = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(written) == 5 and written[0].shape == (40, 52, 3)
+    original = next(iter_frames(video))
+    assert np.abs(written[0][:8].astype(int) - original[:8].astype(int)).mean() > 20  # the band
+    assert np.abs(written[0][-8:].astype(int) - original[-8:].astype(int)).mean() < 20
+
+
+def test_stream_predictions_with_a_missing_source_writes_nothing(tmp_path):
+    ckpt = _checkpoint(tmp_path, shift_mode="unidirectional")
+    out = tmp_path / "annotated.mp4"
+    records = stream_predictions(tmp_path / "missing.mp4", ckpt, output=out)
+    with pytest.raises(FileNotFoundError, match="no video"):
+        next(records)
+    assert not out.exists()
+
+
+def test_cli_stream_names_a_missing_source_in_one_line(tmp_path, capsys):
+    from vidcls.cli import main
+
+    ckpt = _checkpoint(tmp_path, shift_mode="unidirectional")
+    for extra in ([], ["--output", str(tmp_path / "out.mp4")]):
+        assert main(["stream", str(tmp_path / "missing.mp4"), "--checkpoint", str(ckpt),
+                     *extra]) == 2
+        err = capsys.readouterr().err
+        assert err == f"vidcls stream: error: no video, frame folder or device at " \
+                      f"{str(tmp_path / 'missing.mp4')!r}\n"

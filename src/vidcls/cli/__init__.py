@@ -7,7 +7,9 @@ its commands with ``subparsers.add_parser(name, description=...)`` (the help com
 table, so it is written once) and ``set_defaults(func=...)``; ``func(args)`` returns the exit
 status. Command modules import only the standard library and :mod:`vidcls.cli._common` at module
 level; the library (and torch) is imported inside the command functions, so ``vidcls --help`` and
-argument errors stay fast.
+argument errors stay fast (building the parser imports only torch-free library modules:
+``vidcls.convert.formats`` for the ``--from`` names, ``vidcls.repro`` for the default result
+paths; ``tests/cli/test_commands.py`` checks that no torch is imported).
 """
 from __future__ import annotations
 

@@ -10,13 +10,12 @@ SPEC_HELP = ("dataset: FORMAT:ROOT (e.g. list:data/synth, ucf101:/data/UCF101), 
              "(format detected) or a list file")
 
 
-def _records(args):
-    from vidcls.data.formats import build_records, parse_dataset_spec
+def _load(args: argparse.Namespace):
+    """The dataset of ``DATASET_SPEC --split --ann-file -o KEY=VALUE``."""
+    from vidcls.data.formats import load_records
 
-    fmt, root, ann = parse_dataset_spec(args.dataset)
     options = parse_options(args.option, example="split_id=2, video_dir=/data/videos")
-    return build_records(fmt, root=root, ann_file=args.ann_file or ann, split=args.split,
-                         **options), fmt
+    return load_records(args.dataset, split=args.split, ann_file=args.ann_file, **options)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -40,7 +39,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from vidcls.data.bad_files import check_records
 
     try:
-        (records, _), fmt = _records(args)
+        fmt, records, _ = _load(args)
     except (ValueError, FileNotFoundError) as err:
         return fail("data check", err)
     start = time.monotonic()
@@ -55,15 +54,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from vidcls.data.formats import class_counts
+
     try:
-        (records, classes), fmt = _records(args)
+        fmt, records, classes = _load(args)
     except (ValueError, FileNotFoundError) as err:
         return fail("data info", err)
-    counts = [0] * len(classes)
-    for r in records:
-        for label in (r.label if isinstance(r.label, list) else [r.label]):
-            if 0 <= label < len(counts):
-                counts[label] += 1
+    counts = class_counts(records, len(classes))
     print(f"{fmt} dataset {args.dataset} ({args.split}): {len(records)} samples, "
           f"{len(classes)} classes")
     for i, (name, n) in enumerate(zip(classes, counts)):

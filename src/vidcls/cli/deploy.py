@@ -23,21 +23,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
         out = convert_checkpoint(args.src, args.dst, args.fmt, **options)
     except (ValueError, FileNotFoundError, KeyError) as err:
         return fail("convert", err)
-    from vidcls.engine.checkpoint import read_meta
+    from vidcls.engine.checkpoint import read_meta, read_preprocessing
 
     meta = read_meta(out)
     model = meta["model"]
     settings = ", ".join(f"{k}={v}" for k, v in model.items() if k not in ("name",))
     print(f"wrote {out}: {model['name']} ({settings})")
-    prep = meta["preprocessing"]
-    print(f"  preprocessing: mean={prep.get('mean')} std={prep.get('std')} "
-          f"resize={prep.get('resize')} crop={prep.get('input_size')}")
+    prep = read_preprocessing(meta)
+    crop = prep.input_size if isinstance(prep.input_size, int) else list(prep.input_size)
+    print(f"  preprocessing: mean={list(prep.mean)} std={list(prep.std)} "
+          f"resize={prep.resize} crop={crop}")
     print(f"  classes: {len(meta['classes'])} ({', '.join(meta['classes'][:3])}, ...)")
     return 0
 
 
 def _add_convert_parser(subparsers) -> None:
-    from vidcls.convert import FORMATS  # the --from choices
+    from vidcls.convert.formats import FORMAT_NAMES  # the --from choices, without torch
 
     p = subparsers.add_parser(
         "convert",
@@ -48,7 +49,7 @@ def _add_convert_parser(subparsers) -> None:
     p.add_argument("src", help="checkpoint file (or a save_pretrained directory for "
                                "timesformer-hf)")
     p.add_argument("dst", help="output checkpoint directory")
-    p.add_argument("--from", dest="fmt", required=True, choices=sorted(FORMATS),
+    p.add_argument("--from", dest="fmt", required=True, choices=sorted(FORMAT_NAMES),
                    help="source format")
     p.add_argument("--num-frames", type=int, help="frames per clip (TSM segments; TimeSformer "
                                                   "time embedding is interpolated)")
@@ -76,11 +77,8 @@ def _add_convert_parser(subparsers) -> None:
 
 # ------------------------------------------------------------------------------ export
 def cmd_export(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-
     from vidcls.engine.checkpoint import load_model
-    from vidcls.export import OnnxClassifier, OnnxStreamSession, export_onnx
+    from vidcls.export import export_onnx, verify_onnx
 
     try:
         model, meta = load_model(args.checkpoint)
@@ -94,24 +92,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {out}")
     if args.no_verify:
         return 0
-    # Check the export against PyTorch on random input (batch 2: the batch axis is dynamic).
-    torch.manual_seed(0)
-    if args.online:
-        from vidcls.models.online_tsm import OnlineTSM
-
-        session = OnnxStreamSession(out)
-        size = session.meta["frame_shape"][-1]
-        frames = torch.randn(2, 4, 3, size, size)
-        online = OnlineTSM(model)
-        diff = max(float(np.abs(session.step(frames[:, t]) - online.step(frames[:, t]).numpy())
-                         .max()) for t in range(frames.shape[1]))
-    else:
-        classifier = OnnxClassifier(out)
-        clip = torch.randn(2, *classifier.meta["clip_shape"])
-        with torch.no_grad():
-            diff = float(np.abs(classifier(clip) - model(clip).numpy()).max())
-    print(f"onnxruntime vs PyTorch: max |logit difference| = {diff:.2e}")
-    return 0 if diff < 1e-3 else 1
+    check = verify_onnx(model, out, online=args.online)
+    print(f"onnxruntime vs PyTorch: max |logit difference| = {check['max_abs_diff']:.2e}")
+    return 0 if check["ok"] else 1
 
 
 def _add_export_parser(subparsers) -> None:
@@ -135,9 +118,7 @@ def _add_export_parser(subparsers) -> None:
 
 # ------------------------------------------------------------------------------ stream
 def cmd_stream(args: argparse.Namespace) -> int:
-    from vidcls.data.sources import open_source
-    from vidcls.inference.stream import (AnnotatedWriter, StreamPredictor, StreamStats,
-                                         overlay_text, stream_predictions)
+    from vidcls.inference.stream import StreamPredictor, StreamStats, stream_predictions
 
     if args.threads:
         import torch
@@ -147,24 +128,15 @@ def cmd_stream(args: argparse.Namespace) -> int:
         predictor = StreamPredictor(args.checkpoint, backend=args.backend, smooth=args.smooth,
                                     top_k=args.top_k, onnx_path=args.onnx,
                                     threads=args.threads)
-        fps = None
-        if args.output:
-            probe = open_source(args.source, input_format=args.input_format)
-            fps = probe.fps
-            if probe.close is not None:
-                probe.close()
-        stats = StreamStats()
-        records = stream_predictions(args.source, predictor=predictor, stats=stats,
-                                     max_frames=args.max_frames, with_frames=bool(args.output),
-                                     input_format=args.input_format)
-        writer = AnnotatedWriter(args.output, fps=fps) if args.output else None
     except (ValueError, FileNotFoundError) as err:
         return fail("stream", err)
+    stats = StreamStats()
+    records = stream_predictions(args.source, predictor=predictor, stats=stats,
+                                 max_frames=args.max_frames, input_format=args.input_format,
+                                 output=args.output or None)
     interrupted = False
     try:
-        for rec in records:
-            if writer is not None:
-                writer.write(rec.pop("image"), overlay_text(rec))
+        for rec in records:  # the source opens (and may fail) on the first frame
             if args.json:
                 rec = {k: v for k, v in rec.items() if k != "logits"}
                 print(json.dumps(rec), flush=True)
@@ -173,12 +145,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
                       f"  {rec['latency_ms']:7.1f} ms  {rec['fps']:6.1f} fps", flush=True)
     except KeyboardInterrupt:
         interrupted = True
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         return fail("stream", err)
     finally:
-        records.close()
-        if writer is not None:
-            writer.close()
+        records.close()  # finishes the annotated video too
     summary = {**stats.summary(), "interrupted": interrupted, "backend": args.backend}
     if args.json:
         print(json.dumps({"summary": summary}), flush=True)
@@ -188,7 +158,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
               + (f", latency mean {mean:.1f} ms / p95 {p95:.1f} ms, {summary['fps']:.1f} fps"
                  if summary["frames"] else "")
               + (" (interrupted)" if interrupted else ""), file=sys.stderr)
-    if writer is not None:
+    if args.output:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 

@@ -26,6 +26,10 @@ jester      ``jester-v1-labels.csv`` + ``jester-v1-{train,validation}.csv`` (``i
 Paths are resolved against ``root`` unless absolute; ``data_prefix=`` (list, rawframes) or
 ``video_dir=`` (kinetics, sthv2, ucf101, hmdb51, jester) override where media files live.
 
+``load_records(spec, split=...)`` does both steps for a dataset named as on the command line
+(``FORMAT:ROOT``, a folder or a list file, :func:`parse_dataset_spec`); ``class_counts`` gives
+the samples per class (``vidcls data info``).
+
 Each format is one private parser ``_<format>(root, ann_file, split, options)`` returning
 ``(records, classes)``; ``FORMATS`` is derived from the table of parsers, so a new format is one
 function plus one table entry. ``VideoClipDataset`` (``dataset.py``) turns records into clips.
@@ -38,7 +42,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from .video import VIDEO_EXTENSIONS
 
@@ -420,3 +424,42 @@ def parse_dataset_spec(spec: str) -> tuple[str, str, str | None]:
         fmt = "rawframes" if len(tokens) >= 3 and (p.parent / tokens[0]).is_dir() else "list"
         return fmt, str(p.parent), str(p)
     return detect_format(p), spec, None
+
+
+class LoadedDataset(NamedTuple):
+    """What :func:`load_records` read: the format it used, the samples and the class names."""
+
+    format: str
+    records: list[VideoRecord]
+    classes: list[str]
+
+
+def load_records(spec: str, *, split: str = "train", ann_file: str | os.PathLike | None = None,
+                 **fmt_options: Any) -> LoadedDataset:
+    """Read the dataset ``spec`` names (``"FORMAT:ROOT"``, a folder or a list file, as
+    :func:`parse_dataset_spec` reads it): ``(format, records, classes)``.
+
+    ``ann_file`` overrides the annotation file (a list-file spec gives its own);
+    ``fmt_options`` go to the format (``split_id=2``, ``video_dir=...``; see
+    :func:`build_records`). A missing root or annotation file raises ``FileNotFoundError``, a
+    bad annotation ``ValueError``.
+    """
+    fmt, root, spec_ann = parse_dataset_spec(spec)
+    records, classes = build_records(fmt, root=root, ann_file=ann_file or spec_ann, split=split,
+                                     **fmt_options)
+    return LoadedDataset(fmt, records, classes)
+
+
+def class_counts(records: Iterable[VideoRecord], num_classes: int) -> list[int]:
+    """Samples per class: ``counts[c]`` = records with label ``c``.
+
+    A multi-label record counts once for each of its labels, so the counts may add up to more
+    than the number of records. Labels outside ``0..num_classes-1`` (``-1``: an unlabelled test
+    sample) are not counted.
+    """
+    counts = [0] * num_classes
+    for record in records:
+        for label in (record.label if isinstance(record.label, list) else [record.label]):
+            if 0 <= label < num_classes:
+                counts[label] += 1
+    return counts

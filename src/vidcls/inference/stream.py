@@ -215,17 +215,24 @@ def stream_predictions(source: str | os.PathLike, checkpoint: str | Path | None 
                        smooth: int = 12, top_k: int = 1, max_frames: int | None = None,
                        stats: StreamStats | None = None, with_frames: bool = False,
                        input_format: str | None = None, onnx_path: str | Path | None = None,
-                       threads: int | None = None) -> Iterator[dict]:
+                       threads: int | None = None,
+                       output: str | os.PathLike | None = None) -> Iterator[dict]:
     """Yield one prediction record per frame of ``source`` (see the module docstring).
 
     ``with_frames=True`` adds the decoded RGB frame as ``record["image"]`` (for drawing);
     ``stats`` collects the summary as frames go by (pass your own to read it afterwards).
+    ``output``: also write the video there with each frame's prediction drawn on it
+    (:class:`AnnotatedWriter`, :func:`overlay_text`) at the source's frame rate (25 fps when
+    the source has none); the file is finished when the stream ends, is closed or is
+    interrupted. The source is opened on the first ``next()``, so a missing one raises
+    ``FileNotFoundError`` there.
     """
     if predictor is None:
         predictor = StreamPredictor(checkpoint, backend=backend, smooth=smooth, top_k=top_k,
                                     onnx_path=onnx_path, threads=threads)
     stats = stats if stats is not None else StreamStats()
     src = open_source(source, input_format=input_format)
+    writer = AnnotatedWriter(output, fps=src.fps) if output is not None else None
     if not stats.latencies:
         stats.start = time.perf_counter()  # wall time counts from the stream, not model loading
     count = 0
@@ -236,12 +243,16 @@ def stream_predictions(source: str | os.PathLike, checkpoint: str | Path | None 
             count += 1
             record = predictor.step(rgb, t)
             record["fps"] = stats.add(record["latency_ms"])
+            if writer is not None:
+                writer.write(rgb, overlay_text(record))
             if with_frames:
                 record["image"] = rgb
             yield record
     finally:
         if src.close is not None:
             src.close()
+        if writer is not None:
+            writer.close()
 
 
 # ------------------------------------------------------------------------------ output video

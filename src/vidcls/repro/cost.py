@@ -211,6 +211,18 @@ def _estimate(rate_gflops_s: float | None, gflops: float) -> float | None:
     return gflops / rate_gflops_s if rate_gflops_s else None
 
 
+DTYPES = ("fp32", "bf16")  # what measure() can run
+
+
+def _check_settings(dtypes: tuple[str, ...], max_seconds: float) -> None:
+    """Refuse settings the benchmark cannot use, before it spends minutes on the others."""
+    bad = [d for d in dtypes if d not in DTYPES]
+    if bad:
+        raise ValueError(f"unknown dtype(s) {', '.join(bad)}; use {', '.join(DTYPES)}")
+    if max_seconds <= 0:  # the command's --max-seconds
+        raise ValueError(f"--max-seconds must be > 0, got {max_seconds}")
+
+
 def run_cost(out_dir: str | Path = "runs/bench", *, quick: bool = False,
              max_seconds: float = 30.0, dtypes: tuple[str, ...] = ("fp32", "bf16"),
              threads: int | None = None, sweep: bool = True, full_gflops: float = 250.0,
@@ -219,8 +231,10 @@ def run_cost(out_dir: str | Path = "runs/bench", *, quick: bool = False,
 
     ``max_seconds`` bounds each measurement; models above ``full_gflops`` GFLOPs (per clip) are
     timed per block. ``quick``: ResNet-50 TSN/TSM and TimeSformer-B only, frames 8/16/32 in the
-    sweep, fp32 only unless ``dtypes`` says otherwise.
+    sweep, fp32 only unless ``dtypes`` says otherwise. An unknown dtype or a ``max_seconds``
+    that is not positive raises ``ValueError`` before anything runs.
     """
+    _check_settings(dtypes, max_seconds)
     say = print if verbose else (lambda *a, **k: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

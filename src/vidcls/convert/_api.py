@@ -1,0 +1,67 @@
+"""What ``vidcls.convert`` exports, loaded on first use (see the package docstring): the
+``--from`` name -> converter table, :func:`convert` and :func:`convert_checkpoint`, and the
+re-exported helpers of the converter modules (the imports this module does not use itself are
+those re-exports)."""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Callable
+
+from vidcls.convert._common import Converted, resolve_classes
+from vidcls.convert._io import load_torch_file, read_paddle_params
+from vidcls.convert.formats import FORMAT_NAMES
+from vidcls.convert.image_init import (convert_timm_vit, convert_torchvision_resnet,
+                                       load_timesformer_weights, timesformer_from_timm_vit)
+from vidcls.convert.timesformer_hf import (convert_timesformer_hf, hf_timesformer_state_dict,
+                                           timesformer_from_hf,
+                                           timesformer_kwargs_from_hf_config)
+from vidcls.convert.timesformer_mmaction2 import convert_timesformer_mmaction2
+from vidcls.convert.timesformer_official import (convert_timesformer_official,
+                                                 reference_timesformer_state_dict)
+from vidcls.convert.tsm_mmaction2 import convert_tsm_mmaction2
+from vidcls.convert.tsm_official import convert_tsm_official, parse_tsm_filename
+from vidcls.convert.tsm_paddle import convert_tsm_paddle, mirror_shift_channels
+from vidcls.engine.checkpoint import build_meta, save_model_checkpoint
+from vidcls.models._weights import read_state_dict
+from vidcls.models.timesformer import timm_vit_to_timesformer_state_dict
+
+#: ``--from`` name -> converter; the names (and their order) are ``formats.FORMAT_NAMES``.
+FORMATS: dict[str, Callable[..., Converted]] = dict(zip(FORMAT_NAMES, (
+    convert_tsm_official,
+    convert_tsm_mmaction2,
+    convert_tsm_paddle,
+    convert_timesformer_official,
+    convert_timesformer_hf,
+    convert_timesformer_mmaction2,
+    convert_torchvision_resnet,
+    convert_timm_vit,
+), strict=True))
+
+
+def convert(src: str | Path, fmt: str, **options: Any) -> Converted:
+    """Convert the checkpoint ``src`` of format ``fmt`` (see ``FORMATS``) in memory.
+
+    ``options`` are the converter's keyword arguments (``num_frames``, ``shift_div``,
+    ``classes``, ...); one the format does not use is an error, not silently ignored.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    fn = FORMATS[fmt]
+    accepted = set(inspect.signature(fn).parameters) - {"src"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(f"format {fmt} does not use {', '.join(unknown)}; it accepts "
+                         f"{', '.join(sorted(accepted))}")
+    return fn(src, **options)
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, fmt: str, **options: Any) -> Path:
+    """Convert ``src`` and write the vidcls checkpoint directory ``dst`` (``model.safetensors``
+    + ``meta.json`` with the model's build options, class names and preprocessing)."""
+    conv = convert(src, fmt, **options)
+    source = {"format": fmt, "file": str(src), **{k: v for k, v in conv.source.items()
+                                                   if v is not None}}
+    meta = build_meta(conv.model, classes=conv.classes, preprocessing=conv.preprocessing,
+                      source=source)
+    return save_model_checkpoint(dst, conv.model, meta)
