@@ -13,24 +13,13 @@ import torch
 from vidcls.engine.checkpoint import save_model_checkpoint
 from vidcls.export import (OnnxClassifier, OnnxStreamSession, export_onnx, read_onnx_metadata,
                            verify_onnx)
+from helpers.models import calibrated_model
 from vidcls.models import create_model
 from vidcls.models.online_tsm import OnlineTSM
 
 
-
 def _calibrated(name: str, size: int = 32, **options) -> torch.nn.Module:
-    """A model whose batch-norm statistics fit random clips and whose head gives visible
-    logits, so a wrong shift or a frozen shape shows in the outputs."""
-    torch.manual_seed(0)
-    model = create_model(name, num_classes=5, num_frames=4, **options)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(2, 4, 3, size, size))
-        model.head.weight.normal_(0, model.head.weight.shape[1] ** -0.5)
-    return model.eval()
+    return calibrated_model(name, num_classes=5, size=size, **options)
 
 
 def _export_without_tracer_warnings(*args, **kwargs):

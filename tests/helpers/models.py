@@ -29,3 +29,18 @@ def tiny_model(name: str, *, num_classes: int = 3, num_frames: int = 2, seed: in
 def tiny_clip(batch: int = 1, frames: int = 2, size: int = TINY_SIZE, seed: int = 0):
     """A normalised-looking random clip ``(B, T, 3, H, W)``."""
     return torch.randn(batch, frames, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def calibrated_model(name: str, *, num_classes: int = 5, size: int = TINY_SIZE, **options):
+    """A model whose batch-norm statistics fit random clips and whose head gives visible
+    logits, so a wrong shift or a frozen shape shows in the outputs (eval mode)."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=num_classes, num_frames=4, **options)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(2, 4, 3, size, size))
+        model.head.weight.normal_(0, model.head.weight.shape[1] ** -0.5)
+    return model.eval()

@@ -17,23 +17,15 @@ from vidcls.data.transforms import build_test_transform, normalize
 from vidcls.data.writer import write_video
 from vidcls.engine.checkpoint import save_model_checkpoint
 from vidcls.models import create_model
+from helpers.models import calibrated_model
 from vidcls.inference.stream import StreamPredictor, StreamStats, stream_predictions
 
 PREP = {"input_size": 32, "resize": 36}
 
 
-
 def _checkpoint(tmp_path, name="tsm_resnet18", **options):
-    torch.manual_seed(0)
-    model = create_model(name, num_classes=4, num_frames=4, **options)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(2, 4, 3, 32, 32))
-        model.head.weight.normal_(0, model.head.weight.shape[1] ** -0.5)
-    return save_model_checkpoint(tmp_path / name, model.eval(), preprocessing=PREP,
+    model = calibrated_model(name, num_classes=4, **options)
+    return save_model_checkpoint(tmp_path / name, model, preprocessing=PREP,
                                  classes=["left", "right", "up", "down"])
 
 
