@@ -17,12 +17,13 @@ import argparse
 import sys
 from types import ModuleType
 
-from vidcls.cli import bench, data, demo, deploy, explain, info, predict, train
+from vidcls.cli import bench, data, demo, deploy, explain, info, models, predict, train
 from vidcls.cli._common import CommandParser
 
 # In the order `vidcls --help` lists them; a module's commands stay together.
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "info": (info, "parameters, GFLOPs per clip and input spec of a model"),
+    "models": (models, "published checkpoints that --model NAME downloads and converts"),
     "synth": (data, "write a built-in synthetic video dataset"),
     "data": (data, "inspect and check datasets"),
     "train": (train, "train a model from a YAML config (works under torchrun)"),
@@ -75,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `vidcls models | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

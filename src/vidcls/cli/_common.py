@@ -19,6 +19,30 @@ def fail(command: str, err: BaseException) -> int:
     return 2
 
 
+def add_model_source(parser: argparse.ArgumentParser, *, required: bool = True,
+                     what: str = "checkpoint directory") -> None:
+    """``--checkpoint DIR`` or ``--model NAME`` (a published model, see ``vidcls models``), and
+    ``--offline``; :func:`model_source` turns them into a checkpoint directory."""
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--checkpoint", help=what)
+    group.add_argument("--model", metavar="NAME",
+                       help="a published model by name (vidcls models lists them): "
+                            "downloaded, checked and converted on first use, then cached")
+    parser.add_argument("--offline", action="store_true", default=None,
+                        help="with --model: use the cache only (also VIDCLS_OFFLINE=1)")
+
+
+def model_source(args: argparse.Namespace, *, progress: bool = True) -> str | None:
+    """The checkpoint directory of ``--checkpoint`` / ``--model`` (None when neither was given).
+
+    Raises the zoo's one-line errors (unknown name, offline and not cached, download failed)."""
+    if getattr(args, "model", None):
+        from vidcls.zoo import checkpoint_dir
+
+        return str(checkpoint_dir(args.model, offline=args.offline, progress=progress))
+    return getattr(args, "checkpoint", None)
+
+
 def parse_options(pairs: list[str], example: str) -> dict:
     """``["shift_div=4", "attention=joint"]`` -> ``{"shift_div": 4, "attention": "joint"}``.
 

@@ -87,7 +87,9 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> list[str]:
     its family's filter; returns the keys left at their own initialisation."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"pretrained weight file {path!r} does not exist")
+        raise FileNotFoundError(f"pretrained weight file {path!r} does not exist (a published "
+                                "model by name? vidcls.create_model(..., pretrained=NAME) and "
+                                "vidcls.load_model(NAME) take those; `vidcls models` lists them)")
     filter_fn = get_filter_fn(model.build_config["name"])
     return load_filtered(model, read_state_dict(path), filter_fn, source=repr(path))
 

@@ -4,7 +4,15 @@
   (TSM, TimeSformer, mmaction2, PaddleVideo): the label strings of the Kinetics CSVs sorted
   alphabetically, ignoring case ("abseiling", "air drumming", ..., "zumba").
 * ``jester``: the 27 20BN-Jester gestures in label order (the TSM authors' online demo,
-  ``mobilenetv2_jester_online.pth.tar``).
+  ``mobilenetv2_jester_online.pth.tar``; mmaction2's Jester order differs).
+* ``sthv2``: the 174 Something-Something V2 templates in the index order of 20BN's
+  ``something-something-v2-labels.json`` (mmaction2 ``tools/data/sthv2/label_map.txt``), which
+  the TSM authors, the TimeSformer authors and mmaction2 all train with.
+* ``sthv1``: the 174 Something-Something V1 labels in the TSM authors' order (``sorted()`` of
+  20BN's label CSV, ``tools/gen_label_sthv1.py``).
+* ``kinetics600``: the 600 Kinetics-600 names, alphabetical (mmaction2's
+  ``label_map_k600.txt``), the order of the TimeSformer authors' K600 models as far as it
+  could be checked (HF's fixed id2label agrees on every name compared).
 """
 from __future__ import annotations
 
@@ -13,7 +21,9 @@ from importlib import resources
 __all__ = ["class_names", "DATASETS", "dataset_for_num_classes"]
 
 #: dataset name -> (file in this package, number of classes)
-DATASETS = {"kinetics400": ("kinetics400_classes.txt", 400), "jester": ("jester_classes.txt", 27)}
+DATASETS = {"kinetics400": ("kinetics400_classes.txt", 400), "jester": ("jester_classes.txt", 27),
+            "sthv2": ("sthv2_classes.txt", 174), "sthv1": ("sthv1_classes.txt", 174),
+            "kinetics600": ("kinetics600_classes.txt", 600)}
 
 
 def class_names(dataset: str) -> list[str]:

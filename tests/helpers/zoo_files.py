@@ -1,0 +1,199 @@
+"""Source files for zoo entries, written locally in each source's exact key layout and file name.
+
+``write_entry_source(entry, www, hub)`` builds the network the entry describes (random weights;
+TimeSformers with one block instead of 12 so a test stays small -- every other shape, the
+embeddings, frames, size and heads included, is the published one) and saves it the way its
+source does, at the URL's path under ``www`` (or as a hub repository under ``hub``). The
+writers are the independent ones of ``tests/reference`` and the converter tests, not
+vidcls.convert.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from collections import OrderedDict
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import torch
+
+from reference.mmaction2_tsm import to_mmaction2_tsm
+from reference.mobilenetv2_online_demo import RefMobileNetV2
+from reference.paddle_tsm import to_paddle
+from vidcls.models import create_model
+
+TIMESFORMER_TEST_DEPTH = 1
+
+
+def source_model(entry):
+    """The vidcls network behind ``entry`` (random weights), small where it can be."""
+    options = dict(entry.architecture_options)
+    if entry.architecture.startswith("timesformer"):
+        options["depth"] = TIMESFORMER_TEST_DEPTH
+    torch.manual_seed(0)
+    return create_model(entry.architecture, num_classes=entry.num_classes,
+                        num_frames=entry.num_frames, **options).eval()
+
+
+def url_path(www: Path, url: str) -> Path:
+    path = www / urlsplit(url).path.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _tsm_official_state(model) -> OrderedDict:
+    """The TSM repo's ``TSN`` under DataParallel: ``module.base_model.`` + ``.net`` where its
+    ``TemporalShift(net)`` wraps a layer (residual: the block's ``conv1``; in-place: the
+    block), at the blocks the network shifts (ResNet-101: every second one); ``module.new_fc``."""
+    from vidcls.ops.temporal_shift import TemporalShift
+
+    shifted = {name.rsplit(".", 1)[0]: name.rsplit(".", 1)[1]
+               for name, m in model.backbone.named_modules() if isinstance(m, TemporalShift)}
+    out = OrderedDict()
+    for key, value in model.state_dict().items():
+        if key.startswith("head."):
+            out["module.new_fc." + key[5:]] = value
+            continue
+        k = key[len("backbone."):]
+        block = re.match(r"^(layer\d\.\d+)\.", k)
+        if block and block[1] in shifted:
+            if shifted[block[1]] == "shift_branch":  # residual: TemporalShift(conv1)
+                k = re.sub(r"^(layer\d\.\d+)\.conv1\.", r"\1.conv1.net.", k)
+            else:  # in-place: TemporalShift(block)
+                k = re.sub(r"^(layer\d\.\d+)\.", r"\1.net.", k)
+        out["module.base_model." + k] = value
+    return out
+
+
+def _tsm_official_mobilenetv2(entry, dst: Path) -> None:
+    """The TSM repo's offline MobileNetV2 TSM (its ``archs/mobilenet_v2.py`` inside ``TSN``),
+    from the independent reference of ``tests/reference``."""
+    from torch import nn
+
+    from reference.mobilenetv2_online_demo import RefInvertedResidual
+    from reference.tsm_repo import RefTemporalShift, RefTSN, save_tsm_checkpoint
+
+    torch.manual_seed(0)
+    base = RefMobileNetV2(1000)
+    for m in base.features:
+        if isinstance(m, RefInvertedResidual) and len(m.conv) == 8 and m.use_res_connect:
+            m.conv[0] = RefTemporalShift(m.conv[0], entry.num_frames, 8)
+    base.classifier = nn.Dropout(0.5)
+    save_tsm_checkpoint(dst, RefTSN(base, 1280, entry.num_classes, entry.num_frames))
+
+
+def _mmaction2_tsm_state(model) -> OrderedDict:
+    """mmaction2's ResNetTSM keys, with its ``TemporalShift(net)`` only at the blocks it shifts:
+    like the TSM repo, ``make_temporal_shift`` shifts every second block of ResNet-101
+    (``n_round = 2`` when layer3 has >= 23 blocks)."""
+    from vidcls.ops.temporal_shift import TemporalShift
+
+    shifted = {name.rsplit(".", 1)[0] for name, m in model.backbone.named_modules()
+               if isinstance(m, TemporalShift)}
+    out = OrderedDict()
+    for key, value in to_mmaction2_tsm(model).items():
+        block = re.match(r"^backbone\.(layer\d\.\d+)\.conv1\.conv\.net\.", key)
+        if block and block[1] not in shifted:
+            key = key.replace(".conv1.conv.net.", ".conv1.conv.")
+        out[key] = value
+    return out
+
+
+def _timesformer_official_state(model) -> OrderedDict:
+    return OrderedDict(("model." + k, v) for k, v in model.state_dict().items())
+
+
+# vidcls TimeSformer names -> mmaction2 TimeSformer names (its mmcv bricks: MultiheadAttention's
+# in_proj/out_proj; divided layers hold attentions.0 = temporal, attentions.1 = spatial)
+_MMA_DIVIDED = [(r"^blocks\.(\d+)\.temporal_norm1\.", r"L\1.attentions.0.norm."),
+                (r"^blocks\.(\d+)\.temporal_attn\.qkv\.", r"L\1.attentions.0.attn.in_proj_"),
+                (r"^blocks\.(\d+)\.temporal_attn\.proj\.", r"L\1.attentions.0.attn.out_proj."),
+                (r"^blocks\.(\d+)\.temporal_fc\.", r"L\1.attentions.0.temporal_fc."),
+                (r"^blocks\.(\d+)\.norm1\.", r"L\1.attentions.1.norm."),
+                (r"^blocks\.(\d+)\.attn\.qkv\.", r"L\1.attentions.1.attn.in_proj_"),
+                (r"^blocks\.(\d+)\.attn\.proj\.", r"L\1.attentions.1.attn.out_proj."),
+                (r"^blocks\.(\d+)\.norm2\.", r"L\1.ffns.0.norm.")]
+_MMA_JOINT = [(r"^blocks\.(\d+)\.norm1\.", r"L\1.norms.0."),
+              (r"^blocks\.(\d+)\.norm2\.", r"L\1.norms.1."),
+              (r"^blocks\.(\d+)\.attn\.qkv\.", r"L\1.attentions.0.attn.in_proj_"),
+              (r"^blocks\.(\d+)\.attn\.proj\.", r"L\1.attentions.0.attn.out_proj.")]
+_MMA_SHARED = [(r"^patch_embed\.proj\.", "backbone.patch_embed.projection."),
+               (r"^(cls_token|pos_embed|time_embed)$", r"backbone.\1"),
+               (r"^norm\.", "backbone.norm."), (r"^head\.", "cls_head.fc_cls."),
+               (r"^blocks\.(\d+)\.mlp\.fc1\.", r"L\1.ffns.0.layers.0.0."),
+               (r"^blocks\.(\d+)\.mlp\.fc2\.", r"L\1.ffns.0.layers.1.")]
+
+
+def _mmaction2_timesformer_state(model) -> OrderedDict:
+    rules = _MMA_SHARED + (_MMA_DIVIDED if model.attention == "divided" else _MMA_JOINT)
+    out = OrderedDict()
+    for key, value in model.state_dict().items():
+        for pattern, repl in rules:
+            new, n = re.subn(pattern, repl, key)
+            if n:
+                out[new.replace("L", "backbone.transformer_layers.layers.", 1)
+                    if new.startswith("L") else new] = value
+                break
+        else:
+            raise AssertionError(f"no mmaction2 name for {key}")
+    return out
+
+
+def write_entry_source(entry, www: Path, hub: Path) -> Path:
+    """Write ``entry``'s source file (or hub repository) and return its path."""
+    if entry.format == "timesformer-hf":
+        return _write_hf_repo(entry, hub)
+    dst = url_path(www, entry.url)
+    if entry.format == "tsm-official" and entry.architecture == "tsm_mobilenetv2":
+        if entry.architecture_options.get("shift_mode") == "unidirectional":
+            torch.manual_seed(0)  # the online demo: a bare MobileNetV2 state dict
+            torch.save(RefMobileNetV2(entry.num_classes, online=True).state_dict(), dst)
+        else:
+            _tsm_official_mobilenetv2(entry, dst)
+        return dst
+    model = source_model(entry)
+    if entry.format == "tsm-official":
+        torch.save({"epoch": 50, "arch": "resnet50", "state_dict": _tsm_official_state(model),
+                    "best_prec1": 70.0}, dst)
+    elif entry.format == "tsm-mmaction2":
+        torch.save({"meta": {"mmcv_version": "2.0.0"}, "state_dict": _mmaction2_tsm_state(model)},
+                   dst)
+    elif entry.format == "tsm-paddle":
+        params = to_paddle(model)
+        with open(dst, "wb") as f:  # what paddle.save(state_dict) writes
+            pickle.dump({**params, "StructuredToParameterName@@":
+                         {k: f"param_{i}" for i, k in enumerate(params)}}, f, protocol=4)
+    elif entry.format == "timesformer-official":
+        torch.save({"epoch": 15, "model_state": _timesformer_official_state(model),
+                    "optimizer_state": {}}, dst)
+    elif entry.format == "timesformer-mmaction2":
+        torch.save({"meta": {}, "state_dict": _mmaction2_timesformer_state(model)}, dst)
+    else:
+        raise AssertionError(f"no writer for format {entry.format}")
+    return dst
+
+
+def _write_hf_repo(entry, hub: Path) -> Path:
+    """A ``save_pretrained`` repository as the hub holds it (``config.json`` with id2label +
+    the weight file the entry names)."""
+    from transformers import TimesformerConfig, TimesformerForVideoClassification
+
+    torch.manual_seed(0)
+    size = entry.input_size
+    config = TimesformerConfig(image_size=size, num_frames=entry.num_frames,
+                               num_hidden_layers=TIMESFORMER_TEST_DEPTH,
+                               attention_type="divided_space_time",
+                               num_labels=entry.num_classes,
+                               id2label={i: f"class {i}" for i in range(entry.num_classes)},
+                               label2id={f"class {i}": i for i in range(entry.num_classes)})
+    model = TimesformerForVideoClassification(config).eval()
+    repo = hub / entry.hf_repo
+    repo.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(repo)
+    weights = [f for f in entry.hf_files if f != "config.json"]
+    if weights == ["pytorch_model.bin"]:
+        (repo / "model.safetensors").unlink()
+        torch.save(model.state_dict(), repo / "pytorch_model.bin")
+    assert json.loads((repo / "config.json").read_text())["num_frames"] == entry.num_frames
+    return repo
