@@ -67,10 +67,12 @@ def test_parse_options_reads_yaml_typed_values():
 
 
 @pytest.mark.parametrize("pair", ["shift_div", "=4", ""])
-def test_parse_options_rejects_what_is_not_key_value(pair):
+def test_parse_options_rejects_what_is_not_key_value(pair, capsys):
     with pytest.raises(SystemExit) as info:
         parse_options(["ok=1", pair], example="split_id=2")
-    assert str(info.value) == f"vidcls: error: option {pair!r} is not KEY=VALUE (e.g. split_id=2)"
+    assert info.value.code == 2  # a usage error, like argparse's
+    assert capsys.readouterr().err == \
+        f"vidcls: error: option {pair!r} is not KEY=VALUE (e.g. split_id=2)\n"
 
 
 def _parser():
