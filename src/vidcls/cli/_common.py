@@ -47,13 +47,15 @@ def parse_options(pairs: list[str], example: str) -> dict:
     """``["shift_div=4", "attention=joint"]`` -> ``{"shift_div": 4, "attention": "joint"}``.
 
     Values are read as YAML, so numbers, booleans and lists arrive typed. A pair that is not
-    KEY=VALUE ends the command with ``SystemExit`` (message on stderr, exit status 1) showing
-    ``example`` (e.g. ``"shift_div=4"``)."""
+    KEY=VALUE ends the command with ``SystemExit(2)`` (one line on stderr, the status of every
+    usage error) showing ``example`` (e.g. ``"shift_div=4"``)."""
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"vidcls: error: option {pair!r} is not KEY=VALUE (e.g. {example})")
+            print(f"vidcls: error: option {pair!r} is not KEY=VALUE (e.g. {example})",
+                  file=sys.stderr)
+            raise SystemExit(2)
         options[key] = yaml.safe_load(value)
     return options
 
@@ -72,6 +74,11 @@ class CommandParser(argparse.ArgumentParser):
     argparse fills a ``nargs="*"`` positional with the words before the first option only and
     returns later ones as unrecognised; other unrecognised words stay an error of
     ``parse_args``. Commands without overrides are unaffected. Subparsers inherit the class."""
+
+    def error(self, message: str):
+        """argparse's usage errors as one line (the usage text is one ``--help`` away)."""
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
