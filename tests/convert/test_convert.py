@@ -64,7 +64,8 @@ def test_unknown_names_are_refused():
     from vidcls.convert import convert
 
     with pytest.raises(ValueError, match="unknown format 'tsm-caffe'; choose one of: "
-                                         "tsm-official, "):
+                                         r"tsm-official, .*, timm-vit \(or auto: read it "
+                                         r"from the file\)"):
         convert("ckpt.pth", "tsm-caffe")
     with pytest.raises(AttributeError, match="no attribute 'convert_tsm_caffe'"):
         vidcls.convert.convert_tsm_caffe  # the lazy loader knows its names
@@ -77,3 +78,28 @@ def test_the_format_names_import_without_torch():
     code = ("import sys; from vidcls.convert.formats import FORMAT_NAMES; "
             "assert len(FORMAT_NAMES) == 8; assert 'torch' not in sys.modules, 'torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_prints_the_defaults_it_used(tmp_path, capsys):
+    """One warning line per setting the file does not store, naming the default and the
+    option; meta.json records them."""
+    from reference.tsm_repo import make_ref_resnet_tsm, save_tsm_checkpoint
+    from vidcls.cli import main
+
+    torch.manual_seed(0)
+    save_tsm_checkpoint(tmp_path / "ckpt.pth.tar",
+                        make_ref_resnet_tsm("blockres", n_segment=8, n_div=8, num_class=4))
+    assert main(["convert", str(tmp_path / "ckpt.pth.tar"), str(tmp_path / "out")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 3, warnings
+    assert all(line.startswith("vidcls convert: warning: ") for line in warnings)
+    assert any("shift_div: " in line and "using 8 (set it with --shift-div" in line
+               for line in warnings)
+    assert read_meta(tmp_path / "out")["source"]["assumed"] == {
+        "num_frames": 8, "shift_div": 8, "classes": "index names 0..3"}
+    (tmp_path / "names.txt").write_text("a\nb\nc\nd\n")
+    assert main(["convert", str(tmp_path / "ckpt.pth.tar"), str(tmp_path / "out2"),
+                 "--num-frames", "8", "--shift-div", "8", "--classes",
+                 str(tmp_path / "names.txt")]) == 0
+    assert "warning" not in capsys.readouterr().err  # given options: nothing assumed
+    assert "assumed" not in read_meta(tmp_path / "out2")["source"]

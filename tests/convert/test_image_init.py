@@ -2,6 +2,7 @@
 with a fresh head."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from helpers.convert import tiny_timesformer
@@ -43,3 +44,17 @@ def test_timm_vit_init_records_true_builder(tmp_path):
     base = convert(tmp_path / "vit_tiny.pth", "timm-vit", num_classes=3, num_frames=4,
                    num_heads=2)
     assert base.model.build_config["name"] == "timesformer_base"
+
+
+def test_shift_options_for_a_tsn_init_are_refused(tmp_path):
+    torch.save(resnet18(num_classes=1000).state_dict(), tmp_path / "resnet18.pth")
+    conv = convert(tmp_path / "resnet18.pth", "torchvision-resnet", model="tsn_resnet18",
+                   num_classes=4)
+    assert conv.model.build_config["name"] == "tsn_resnet18"
+    with pytest.raises(ValueError, match=r"shift_div \(--shift-div\), shift_mode "
+                                         r"\(--shift-mode\) do not apply: tsn_resnet18 has no "
+                                         "temporal shift; leave them out"):
+        convert(tmp_path / "resnet18.pth", "torchvision-resnet", model="tsn_resnet18",
+                num_classes=4, shift_div=4, shift_mode="unidirectional")
+    tsm = convert(tmp_path / "resnet18.pth", "torchvision-resnet", num_classes=4, shift_div=4)
+    assert tsm.model.build_config["shift_div"] == 4

@@ -2,6 +2,7 @@
 computes what the HF transformers model computes."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vidcls.convert import convert, timesformer_from_hf
@@ -31,6 +32,12 @@ def test_timesformer_hf_matches_transformers(tmp_path):
     # a bare weight file with its config converts the same
     bare = convert(tmp_path / "hf" / "model.safetensors", "timesformer-hf",
                    config=tmp_path / "hf" / "config.json")
+    with pytest.raises(ValueError, match="is a weight file; pass its HF config"):
+        convert(tmp_path / "hf" / "model.safetensors")  # detected as HF, config still needed
+    # a directory has its own config.json: another one would be silently ignored
+    with pytest.raises(ValueError, match=r"config \(--config\) does not apply: .* its own "
+                                         "config.json"):
+        convert(tmp_path / "hf", config=tmp_path / "hf" / "config.json")
     with torch.no_grad():
         torch.testing.assert_close(bare.model(x), expected, atol=1e-4, rtol=1e-4)
 

@@ -2,6 +2,7 @@
 the true builder and the reference's nearest resizing of the embeddings."""
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 import pytest
@@ -10,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from helpers.convert import TINY, tiny_timesformer
-from vidcls.convert import convert, convert_checkpoint
+from reference.timesformer_repo import reference_config, save_reference_pyth
+from vidcls.convert import ConversionWarning, convert, convert_checkpoint
 from vidcls.engine.checkpoint import load_model
 from vidcls.models import create_model
 
@@ -25,10 +27,10 @@ def save_reference_checkpoint(path, model):
 @pytest.mark.parametrize("attention", ["divided", "space"])
 def test_timesformer_official(tmp_path, attention):
     model = tiny_timesformer(attention)
-    path = tmp_path / "TimeSformer_divST_4x32_32_K400.pyth"
-    state = OrderedDict(("model." + k, v) for k, v in model.state_dict().items())
-    torch.save({"epoch": 15, "model_state": state, "optimizer_state": {},
-                "cfg": "MODEL:\n  NUM_CLASSES: 5\nTIMESFORMER:\n  ATTENTION_TYPE: x\n"}, path)
+    cfg = reference_config(MODEL__NUM_CLASSES=5, DATA__NUM_FRAMES=4, DATA__TRAIN_CROP_SIZE=32,
+                           DATA__TEST_CROP_SIZE=32, TIMESFORMER__ATTENTION_TYPE={
+                               "divided": "divided_space_time", "space": "space_only"}[attention])
+    path = save_reference_pyth(tmp_path / "TimeSformer_divST_4x32_32_K400.pyth", model, cfg)
     conv = convert(path, "timesformer-official", num_heads=2)
     assert conv.model.attention == attention
     assert conv.preprocessing.mean == (0.45, 0.45, 0.45)
@@ -117,3 +119,65 @@ def test_converted_to_hr_size_records_timesformer_hr(tmp_path):
     assert conv.model.build_config["name"] == "timesformer_hr"
     assert conv.model.pos_embed.shape[1] == 1 + 28 * 28 and conv.model.time_embed.shape[1] == 16
     assert conv.preprocessing.frame_interval == 16 and conv.preprocessing.input_size == 448
+
+
+@pytest.mark.parametrize("pickled_cfg", [False, True])
+def test_the_stored_cfg_gives_frames_sampling_and_crop(tmp_path, pickled_cfg):
+    """``save_checkpoint`` stores ``cfg.dump()`` (some forks the CfgNode itself): a 4-frame
+    space-only model (no time embedding) sampled every 16 frames is recorded as such, not as
+    the 8 x 32 default; explicit options still win."""
+    model = tiny_timesformer("space")
+    cfg = reference_config(DATA__NUM_FRAMES=4, DATA__SAMPLING_RATE=16, DATA__TRAIN_CROP_SIZE=32,
+                           DATA__TEST_CROP_SIZE=32, DATA__MEAN=[0.5, 0.4, 0.3],
+                           MODEL__NUM_CLASSES=5, TIMESFORMER__ATTENTION_TYPE="space_only")
+    path = save_reference_pyth(tmp_path / "TimeSformer_spaceOnly.pyth", model, cfg,
+                               pickled_cfg=pickled_cfg)
+    if pickled_cfg:
+        with pytest.raises(Exception):  # a class the plain weights_only loader refuses
+            torch.load(path, weights_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConversionWarning)
+        conv = convert(path, num_heads=2, classes=[str(i) for i in range(5)])
+    assert conv.model.num_frames == 4 and conv.model.attention == "space"
+    prep = conv.preprocessing
+    assert (prep.num_frames, prep.sampling, prep.clip_len, prep.frame_interval) == \
+        (4, "dense", 4, 16)
+    assert (prep.input_size, prep.resize, prep.mean) == (32, 32, (0.5, 0.4, 0.3))
+    x = torch.randn(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(conv.model(x), model(x), atol=1e-5, rtol=1e-5)
+    explicit = convert(path, num_heads=2, num_frames=6, frame_interval=8, img_size=48)
+    assert explicit.model.num_frames == 6 and explicit.model.img_size == (48, 48)
+    assert (explicit.preprocessing.frame_interval, explicit.preprocessing.input_size) == (8, 48)
+
+
+def test_cfg_dataset_and_crops_choose_the_test_recipe(tmp_path):
+    model = tiny_timesformer("divided")
+    ssv2 = reference_config(TRAIN__DATASET="ssv2", TEST__DATASET="ssv2", DATA__NUM_FRAMES=4,
+                            DATA__TRAIN_CROP_SIZE=32, DATA__TEST_CROP_SIZE=32,
+                            MODEL__NUM_CLASSES=5)
+    path = save_reference_pyth(tmp_path / "ssv2.pyth", model, ssv2)
+    assert convert(path, num_heads=2).preprocessing.sampling == "segment"  # ssv2.py: segments
+    one_crop = reference_config(TEST__NUM_SPATIAL_CROPS=1, DATA__NUM_FRAMES=4,
+                                DATA__TRAIN_CROP_SIZE=32, DATA__TEST_CROP_SIZE=32,
+                                DATA__TRAIN_JITTER_SCALES=[40, 48], MODEL__NUM_CLASSES=5)
+    path = save_reference_pyth(tmp_path / "one_crop.pyth", model, one_crop)
+    prep = convert(path, num_heads=2).preprocessing  # kinetics.py: short side at the jitter min
+    assert (prep.resize, prep.input_size, prep.frame_interval) == (40, 32, 8)
+    wrong = reference_config(MODEL__NUM_CLASSES=5, TIMESFORMER__ATTENTION_TYPE="space_only")
+    path = save_reference_pyth(tmp_path / "wrong.pyth", model, wrong)
+    with pytest.raises(ValueError, match="ATTENTION_TYPE='space_only' but its weights are a "
+                                         "'divided' model"):
+        convert(path, num_heads=2)
+
+
+def test_without_cfg_the_defaults_are_announced(tmp_path):
+    path = save_reference_pyth(tmp_path / "space.pyth", tiny_timesformer("space"))
+    with pytest.warns(ConversionWarning) as record:
+        conv = convert(path)
+    assumed = conv.source["assumed"]
+    assert assumed == {"num_heads": 1, "num_frames": 8, "frame_interval": 32,
+                       "classes": "index names 0..4"}
+    text = " | ".join(str(w.message) for w in record)
+    assert "num_frames: " in text and "space-only model" in text and "--num-frames" in text
+    assert "num_heads: " in text and "--num-heads" in text

@@ -4,6 +4,7 @@ re-implementations of their forwards (:mod:`reference.tsm_repo`,
 :mod:`reference.mobilenetv2_online_demo`)."""
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 import pytest
@@ -12,10 +13,12 @@ from torch import nn
 
 from helpers.convert import calibrate
 from reference.mobilenetv2_online_demo import RefInvertedResidual, RefMobileNetV2
-from reference.tsm_repo import RefTemporalShift, RefTSN, make_ref_resnet_tsm, save_tsm_checkpoint
-from vidcls.convert import convert, convert_checkpoint, parse_tsm_filename
+from reference.tsm_repo import (RefTemporalShift, RefTSN, make_ref_resnet_tsm,
+                                save_main_py_checkpoints, save_tsm_checkpoint, store_name)
+from vidcls.convert import ConversionWarning, convert, convert_checkpoint, parse_tsm_filename
 from vidcls.engine.checkpoint import load_model
 from vidcls.models import create_model
+from vidcls.models.resnet import resnet18
 from vidcls.resources import class_names
 
 
@@ -80,6 +83,91 @@ def test_parse_tsm_filename():
     assert "shift_div" not in parse_tsm_filename("TSM_kinetics_RGB_resnet50_avg_segment5_e50.pth")
     assert parse_tsm_filename("TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e100_dense"
                               ".pth")["dense"]
+    # main.py's checkpoint/<store_name>/ckpt.best.pth.tar: the settings are the folder's
+    name = store_name("something", "resnet50", num_segments=16, shift_div=4, dense_sample=True)
+    assert name == "TSM_something_RGB_resnet50_shift4_blockres_avg_segment16_e45_dense"
+    info = parse_tsm_filename(f"/work/temporal-shift-module/checkpoint/{name}/ckpt.best.pth.tar")
+    assert info == {"temporal_pool": False, "non_local": False, "dense": True, "shift_div": 4,
+                    "shift_place": "residual", "num_frames": 16, "dataset": "something",
+                    "modality": "RGB", "arch": "resnet50"}
+    name = store_name("kinetics", "resnet50", num_segments=8, shift_div=8, shift_place="block",
+                      temporal_pool=True, lr_type="cos", non_local=True, suffix="run2")
+    info = parse_tsm_filename(f"checkpoint/{name}/ckpt.pth.tar")
+    assert (info["shift_place"], info["temporal_pool"], info["non_local"]) == \
+        ("inplace", True, True)
+    # a file name with settings wins over its folder; no settings anywhere: nothing parsed
+    assert parse_tsm_filename(f"checkpoint/{name}/TSM_kinetics_RGB_resnet18_avg_segment5_e50.pth"
+                              )["num_frames"] == 5
+    assert parse_tsm_filename("runs/exp1/ckpt.pth.tar") == {
+        "temporal_pool": False, "non_local": False, "dense": False}
+
+
+def test_main_py_checkpoint_reads_its_settings_from_the_folder(tmp_path):
+    """``main.py`` saves ``checkpoint/<store_name>/ckpt.pth.tar``: shift_div=4 read from the
+    folder gives the reference's logits (the default 8 would not), with the segment count,
+    dense sampling and the dataset's class names, and no default announced."""
+    torch.manual_seed(0)
+    ref = calibrate(make_ref_resnet_tsm("blockres", n_segment=4, n_div=4, num_class=400),
+                    (2, 4, 3, 32, 32))
+    name = store_name("kinetics", "resnet18", num_segments=4, shift_div=4, dense_sample=True)
+    best = save_main_py_checkpoints(tmp_path, name, ref)
+    x = torch.randn(2, 4, 3, 32, 32)
+    for path in (best, best.with_name("ckpt.pth.tar")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConversionWarning)
+            conv = convert(path)
+        cfg = conv.model.build_config
+        assert (cfg["shift_div"], cfg["num_frames"]) == (4, 4)
+        prep = conv.preprocessing
+        assert (prep.sampling, prep.clip_len, prep.frame_interval) == ("dense", 4, 16)
+        assert conv.classes == class_names("kinetics400")
+        with torch.no_grad():
+            torch.testing.assert_close(conv.model(x), ref(x), atol=1e-5, rtol=1e-5)
+    # explicit options win over the folder's settings
+    conv = convert(best, "tsm-official", num_frames=8, shift_div=8)
+    assert (conv.model.build_config["num_frames"], conv.model.build_config["shift_div"]) == (8, 8)
+
+
+def test_defaults_used_for_an_unnamed_checkpoint_are_announced(tmp_path):
+    torch.manual_seed(0)
+    ref = make_ref_resnet_tsm("blockres", n_segment=8, n_div=8, num_class=10).eval()
+    (tmp_path / "run1").mkdir()
+    path = tmp_path / "run1" / "ckpt.pth.tar"
+    save_tsm_checkpoint(path, ref)
+    with pytest.warns(ConversionWarning) as record:
+        conv = convert(path)
+    messages = [str(w.message) for w in record if issubclass(w.category, ConversionWarning)]
+    assert len(messages) == 3, messages
+    assert any(m.startswith("num_frames: ") and "using 8 (set it with --num-frames" in m
+               for m in messages)
+    assert any(m.startswith("shift_div: ") and "using 8 (set it with --shift-div" in m
+               and "main.py's settings name" in m for m in messages)
+    assert any(m.startswith("classes: ") and "--classes" in m for m in messages)
+    assert conv.source["assumed"] == {"num_frames": 8, "shift_div": 8,
+                                      "classes": "index names 0..9"}
+    with warnings.catch_warnings():  # options given: nothing is assumed
+        warnings.simplefilter("error", ConversionWarning)
+        conv = convert(path, num_frames=8, shift_div=8, classes=[str(i) for i in range(10)])
+    assert "assumed" not in conv.source
+
+
+def test_options_that_do_not_apply_are_errors(tmp_path):
+    """The online demo's shift is fixed, a TSN has none: a shift option would be ignored."""
+    torch.manual_seed(0)
+    demo = tmp_path / "mobilenetv2_jester_online.pth.tar"
+    torch.save(RefMobileNetV2(27).state_dict(), demo)
+    for option in ({"shift_div": 4}, {"shift_place": "inplace"}):
+        with pytest.raises(ValueError, match=f"{next(iter(option))} .* does not apply: .* "
+                                             "online demo's MobileNetV2, whose shift is fixed"):
+            convert(demo, "tsm-official", **option)
+    base = resnet18(num_classes=1000)
+    base.fc = nn.Dropout(0.5)
+    tsn = tmp_path / "TSM_kinetics_RGB_resnet18_avg_segment5_e50.pth"
+    save_tsm_checkpoint(tsn, RefTSN(base, 512, 400, 5))
+    assert convert(tsn).model.build_config["name"] == "tsn_resnet18"
+    with pytest.raises(ValueError, match=r"shift_div \(--shift-div\) does not apply: .* has no "
+                                         r"temporal shift \(a TSN\); leave it out"):
+        convert(tsn, shift_div=4)
 
 
 # --------------------------------------------------------------------- MobileNetV2, TSM repo

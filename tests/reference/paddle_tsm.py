@@ -77,3 +77,51 @@ def to_paddle(model) -> dict:
             name = f"{block}.{layer}.{part}.{leaf}"
         out["backbone." + name] = value.numpy().copy()
     return out
+
+
+def paddlevideo_config(num_seg: int, num_classes: int = 400, backbone: str = "ResNetTSM") -> str:
+    """A training YAML in the layout of PaddleVideo's ``configs/recognition/tsm/
+    tsm_k400_frames.yaml`` (``MODEL.backbone.num_seg``, the sampler's ``num_seg``)."""
+    return f"""MODEL: #MODEL field
+    framework: "Recognizer2D"
+    backbone:
+        name: "{backbone}"
+        pretrained: "data/ResNet50_pretrain.pdparams"
+        num_seg: {num_seg}
+        depth: 50
+    head:
+        name: "TSMHead"
+        num_classes: {num_classes}
+        in_channels: 2048
+        drop_ratio: 0.5
+        std: 0.001
+
+DATASET:
+    batch_size: 16
+    num_workers: 4
+    test:
+        format: "FrameDataset"
+        data_prefix: "data/k400/rawframes"
+        file_path: "data/k400/val_frames.list"
+        suffix: 'img_{{:05}}.jpg'
+
+PIPELINE:
+    test:
+        decode:
+            name: "FrameDecoder"
+        sample:
+            name: "Sampler"
+            num_seg: {num_seg}
+            seg_len: 1
+            valid_mode: True
+        transform:
+            - Scale:
+                short_size: 256
+                fixed_ratio: False
+            - CenterCrop:
+                target_size: 224
+            - Image2Array:
+            - Normalization:
+                mean: [0.485, 0.456, 0.406]
+                std: [0.229, 0.224, 0.225]
+"""

@@ -63,3 +63,44 @@ def save_tsm_checkpoint(path, model: nn.Module):
     sd = OrderedDict(("module." + k, v) for k, v in model.state_dict().items())
     torch.save({"epoch": 50, "arch": "resnet18", "state_dict": sd, "best_prec1": 71.2,
                 "optimizer": {"state": {}, "param_groups": [{"lr": 0.01}]}}, path)
+
+
+def store_name(dataset: str, arch: str, *, num_segments: int, shift_div: int | None = None,
+               shift_place: str = "blockres", temporal_pool: bool = False, epochs: int = 45,
+               modality: str = "RGB", consensus: str = "avg", pretrain: str = "imagenet",
+               lr_type: str = "step", dense_sample: bool = False, non_local: bool = False,
+               suffix: str | None = None) -> str:
+    """``args.store_name`` as the TSM repo's ``main.py`` builds it (``shift_div`` None: no
+    ``--shift``): the folder its checkpoints are saved in."""
+    full_arch_name = arch
+    if shift_div is not None:
+        full_arch_name += f"_shift{shift_div}_{shift_place}"
+    if temporal_pool:
+        full_arch_name += "_tpool"
+    name = "_".join(["TSM", dataset, modality, full_arch_name, consensus,
+                     f"segment{num_segments}", f"e{epochs}"])
+    if pretrain != "imagenet":
+        name += f"_{pretrain}"
+    if lr_type != "step":
+        name += f"_{lr_type}"
+    if dense_sample:
+        name += "_dense"
+    if non_local:
+        name += "_nl"
+    if suffix is not None:
+        name += f"_{suffix}"
+    return name
+
+
+def save_main_py_checkpoints(root, name: str, model: nn.Module):
+    """What ``main.py``'s ``save_checkpoint(state, is_best=True)`` leaves:
+    ``root/checkpoint/<store_name>/ckpt.pth.tar`` and its copy ``ckpt.best.pth.tar``; returns
+    the best one's path."""
+    import shutil
+    from pathlib import Path
+
+    folder = Path(root) / "checkpoint" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tsm_checkpoint(folder / "ckpt.pth.tar", model)
+    shutil.copyfile(folder / "ckpt.pth.tar", folder / "ckpt.best.pth.tar")
+    return folder / "ckpt.best.pth.tar"

@@ -7,28 +7,41 @@ import json
 import sys
 from pathlib import Path
 
-from vidcls.cli._common import fail
+from vidcls.cli._common import add_model_source, fail, model_source
 
 
 # ------------------------------------------------------------------------------ convert
 _CONVERT_OPTIONS = ("num_frames", "shift_div", "shift_place", "shift_mode", "classes",
-                    "num_classes", "num_heads", "img_size", "attention", "model", "config")
+                    "num_classes", "num_heads", "img_size", "frame_interval", "attention",
+                    "model", "config")
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from vidcls.convert import convert_checkpoint
+    import warnings
+
+    from vidcls.convert import ConversionWarning, convert_checkpoint
 
     options = {k: getattr(args, k) for k in _CONVERT_OPTIONS if getattr(args, k) is not None}
-    try:
-        out = convert_checkpoint(args.src, args.dst, args.fmt, **options)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        return fail("convert", err)
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConversionWarning)
+        try:
+            out = convert_checkpoint(args.src, args.dst, args.fmt, **options)
+        except (ValueError, FileNotFoundError, KeyError) as err:
+            error = err
+    for w in caught:  # the defaults the conversion used, one line each
+        if issubclass(w.category, ConversionWarning):
+            print(f"vidcls convert: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if error is not None:
+        return fail("convert", error)
     from vidcls.engine.checkpoint import read_meta, read_preprocessing
 
     meta = read_meta(out)
     model = meta["model"]
     settings = ", ".join(f"{k}={v}" for k, v in model.items() if k not in ("name",))
-    print(f"wrote {out}: {model['name']} ({settings})")
+    print(f"wrote {out}: {model['name']} ({settings}) from {meta['source']['format']}")
     prep = read_preprocessing(meta)
     crop = prep.input_size if isinstance(prep.input_size, int) else list(prep.input_size)
     print(f"  preprocessing: mean={list(prep.mean)} std={list(prep.std)} "
@@ -38,25 +51,33 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _add_convert_parser(subparsers) -> None:
-    from vidcls.convert.formats import FORMAT_NAMES  # the --from choices, without torch
+    from vidcls.convert.formats import AUTO, FORMAT_NAMES  # the --from choices, without torch
 
     p = subparsers.add_parser(
         "convert",
         description="Convert a checkpoint of the reference implementations into a vidcls "
                     "checkpoint (model.safetensors + meta.json) for predict, eval, stream and "
-                    "train --init. Settings the file does not store are read from its name "
-                    "(TSM) or stored config (mmaction2) and can be overridden.")
+                    "train --init. The format is read from the file and its keys (--from "
+                    "auto); image weights (torchvision-resnet, timm-vit) need --from. Settings "
+                    "the weights do not show are read from the file or folder name (TSM) or "
+                    "the config the checkpoint stores (TimeSformer, mmaction2); explicit "
+                    "options win, and a default used instead is printed as a warning. "
+                    "tsm-paddle needs --num-frames or --config: a .pdparams stores no segment "
+                    "count, and Paddle's shift width depends on it.")
     p.add_argument("src", help="checkpoint file (or a save_pretrained directory for "
                                "timesformer-hf)")
     p.add_argument("dst", help="output checkpoint directory")
-    p.add_argument("--from", dest="fmt", required=True, choices=sorted(FORMAT_NAMES),
-                   help="source format")
-    p.add_argument("--num-frames", type=int, help="frames per clip (TSM segments; TimeSformer "
-                                                  "time embedding is interpolated)")
+    p.add_argument("--from", dest="fmt", default=AUTO, choices=[AUTO, *sorted(FORMAT_NAMES)],
+                   help="source format (default: auto, read from the file)")
+    p.add_argument("--num-frames", type=int, help="frames per clip (TSM segments: required for "
+                                                  "tsm-paddle unless --config gives them; "
+                                                  "TimeSformer: the time embedding is "
+                                                  "interpolated)")
     p.add_argument("--shift-div", type=int, help="TSM: 1/shift_div of the channels move each "
                                                  "way (default: from the file, else 8)")
     p.add_argument("--shift-place", choices=("residual", "inplace"),
-                   help="TSM init from torchvision weights: where the shift goes")
+                   help="TSM: where the shift goes (torchvision-resnet init; tsm-official: "
+                        "must match the file)")
     p.add_argument("--shift-mode", choices=("bidirectional", "unidirectional"),
                    help="TSM init from torchvision weights: offline or online shift")
     p.add_argument("--classes", help="class names: a text file (one per line, in label order) "
@@ -67,11 +88,15 @@ def _add_convert_parser(subparsers) -> None:
                                                  "checkpoints; default embed_dim / 64)")
     p.add_argument("--img-size", type=int, help="TimeSformer crop size (position embedding is "
                                                 "interpolated)")
+    p.add_argument("--frame-interval", type=int, help="TimeSformer: frames between sampled "
+                                                      "frames (default: the stored config's)")
     p.add_argument("--attention", help="timm-vit: TimeSformer attention scheme (divided, joint, "
                                        "space, local_global, axial)")
     p.add_argument("--model", help="torchvision-resnet: target model, e.g. tsm_resnet50 or "
                                    "tsn_resnet50")
-    p.add_argument("--config", help="timesformer-hf: config.json for a bare weight file")
+    p.add_argument("--config", help="timesformer-hf: config.json for a bare weight file; "
+                                    "tsm-paddle: the PaddleVideo training YAML (its "
+                                    "MODEL.backbone.num_seg)")
     p.set_defaults(func=cmd_convert)
 
 
@@ -81,13 +106,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from vidcls.export import export_onnx, verify_onnx
 
     try:
-        model, meta = load_model(args.checkpoint)
-        out = Path(args.output or Path(args.checkpoint) / (
-            "model_online.onnx" if args.online else "model.onnx"))
+        if (args.checkpoint is None) == (args.model is None):
+            raise ValueError("give a checkpoint directory or --model NAME (not both)")
+        model, meta = load_model(model_source(args))
+        default = "model_online.onnx" if args.online else "model.onnx"
+        out = Path(args.output or (Path(args.checkpoint) / default if args.checkpoint
+                                   else f"{args.model}{'_online' if args.online else ''}.onnx"))
         export_onnx(model, out, online=args.online, input_size=args.input_size,
                     num_frames=args.num_frames, opset=args.opset, meta=meta,
                     exporter=args.exporter)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # OSError: also a failed download (--model)
         return fail("export", err)
     print(f"wrote {out}")
     if args.no_verify:
@@ -103,7 +131,11 @@ def _add_export_parser(subparsers) -> None:
                                                     "unidirectional TSM as a step function "
                                                     "whose shift caches are explicit "
                                                     "inputs/outputs.")
-    p.add_argument("checkpoint", help="vidcls checkpoint directory")
+    p.add_argument("checkpoint", nargs="?", help="vidcls checkpoint directory")
+    p.add_argument("--model", metavar="NAME", help="or a published model by name (vidcls "
+                   "models; default output NAME[_online].onnx)")
+    p.add_argument("--offline", action="store_true", default=None,
+                   help="with --model: use the cache only (also VIDCLS_OFFLINE=1)")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format")
     p.add_argument("--online", action="store_true", help="export the streaming step function")
     p.add_argument("-o", "--output", help="output file (default: CKPT/model[_online].onnx)")
@@ -125,10 +157,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        predictor = StreamPredictor(args.checkpoint, backend=args.backend, smooth=args.smooth,
+        predictor = StreamPredictor(model_source(args), backend=args.backend, smooth=args.smooth,
                                     top_k=args.top_k, onnx_path=args.onnx,
                                     threads=args.threads)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # OSError: also a failed download (--model)
         return fail("stream", err)
     stats = StreamStats()
     records = stream_predictions(args.source, predictor=predictor, stats=stats,
@@ -171,7 +203,7 @@ def _add_stream_parser(subparsers) -> None:
                                                     "the last frames with per-frame latency "
                                                     "and fps. Ctrl-C stops with a summary.")
     p.add_argument("source", help="video file, frame folder, camera index/device or URL")
-    p.add_argument("--checkpoint", required=True, help="vidcls checkpoint directory")
+    add_model_source(p, what="vidcls checkpoint directory of an online (unidirectional) TSM")
     p.add_argument("--backend", default="torch", choices=("torch", "onnx"))
     p.add_argument("--onnx", help="onnx backend: an existing online export to use")
     p.add_argument("--smooth", type=int, default=12,

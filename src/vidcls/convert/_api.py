@@ -5,12 +5,14 @@ those re-exports)."""
 from __future__ import annotations
 
 import inspect
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from vidcls.convert._common import Converted, resolve_classes
+from vidcls.convert._common import ConversionWarning, Converted, resolve_classes
 from vidcls.convert._io import load_torch_file, read_paddle_params
-from vidcls.convert.formats import FORMAT_NAMES
+from vidcls.convert.detect import check_format, detect_format
+from vidcls.convert.formats import AUTO, FORMAT_NAMES
 from vidcls.convert.image_init import (convert_timm_vit, convert_torchvision_resnet,
                                        load_timesformer_weights, timesformer_from_timm_vit)
 from vidcls.convert.timesformer_hf import (convert_timesformer_hf, hf_timesformer_state_dict,
@@ -39,29 +41,48 @@ FORMATS: dict[str, Callable[..., Converted]] = dict(zip(FORMAT_NAMES, (
 ), strict=True))
 
 
-def convert(src: str | Path, fmt: str, **options: Any) -> Converted:
+def convert(src: str | Path, fmt: str = AUTO, **options: Any) -> Converted:
     """Convert the checkpoint ``src`` of format ``fmt`` (see ``FORMATS``) in memory.
 
+    ``fmt="auto"`` reads the format from the file and its keys (:func:`.detect.detect_format`);
+    an explicit format the file does not look like is refused, naming the one it looks like.
     ``options`` are the converter's keyword arguments (``num_frames``, ``shift_div``,
-    ``classes``, ...); one the format does not use is an error, not silently ignored.
+    ``classes``, ...); one the format does not use is an error, not silently ignored. A setting
+    the file does not store and no option gives falls back to a default with a
+    :class:`ConversionWarning`; ``source["assumed"]`` of the result records those defaults.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt != AUTO and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)} "
+                         f"(or {AUTO}: read it from the file)")
+    if fmt == AUTO:
+        fmt = detect_format(src)
+    else:
+        check_format(src, fmt)
     fn = FORMATS[fmt]
     accepted = set(inspect.signature(fn).parameters) - {"src"}
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ValueError(f"format {fmt} does not use {', '.join(unknown)}; it accepts "
                          f"{', '.join(sorted(accepted))}")
-    return fn(src, **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConversionWarning)
+        conv = fn(src, **options)
+    assumed = {}
+    for w in caught:  # the defaults are recorded, and every warning reaches the caller
+        if isinstance(w.message, ConversionWarning):
+            assumed[w.message.setting] = w.message.value
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    conv.source = {"format": fmt, **conv.source, **({"assumed": assumed} if assumed else {})}
+    return conv
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, fmt: str, **options: Any) -> Path:
-    """Convert ``src`` and write the vidcls checkpoint directory ``dst`` (``model.safetensors``
-    + ``meta.json`` with the model's build options, class names and preprocessing)."""
+def convert_checkpoint(src: str | Path, dst: str | Path, fmt: str = AUTO,
+                       **options: Any) -> Path:
+    """Convert ``src`` (format ``fmt``, by default read from the file) and write the vidcls
+    checkpoint directory ``dst`` (``model.safetensors`` + ``meta.json`` with the model's build
+    options, class names, preprocessing and the conversion's source and assumed defaults)."""
     conv = convert(src, fmt, **options)
-    source = {"format": fmt, "file": str(src), **{k: v for k, v in conv.source.items()
-                                                   if v is not None}}
+    source = {"file": str(src), **{k: v for k, v in conv.source.items() if v is not None}}
     meta = build_meta(conv.model, classes=conv.classes, preprocessing=conv.preprocessing,
                       source=source)
     return save_model_checkpoint(dst, conv.model, meta)

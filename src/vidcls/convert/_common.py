@@ -1,6 +1,9 @@
 """What the per-source converters share.
 
 * :class:`Converted`: the model, its class names and the preprocessing its source used.
+* Settings the source does not store: :func:`assume` warns (:class:`ConversionWarning`) which
+  default is used and which option sets it; :func:`reject_options` refuses options that do not
+  apply to the file at hand (they would be silently ignored).
 * Class names: :func:`resolve_classes` (a list, a text file, a shipped dataset, or a guess).
 * Key renaming by literal rule tables: :func:`rename_key` / :func:`rename_keys`.
 * Loading: :func:`load_converted`, the one weight path (``models._weights.load_filtered`` with
@@ -11,13 +14,15 @@
 * TimeSformer: the architecture read from a state dict's shapes, the registered builder whose
   defaults match it (a converted 16 x 448 checkpoint records ``timesformer_hr``), and the
   reference recipe (:func:`timesformer_preprocessing`).
-* mmaction2 / mmengine: the config a checkpoint stores in its ``meta``.
+
+The configs stored in checkpoints are read in :mod:`._configs`.
 """
 from __future__ import annotations
 
 import inspect
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -48,6 +53,39 @@ class Converted:
     source: dict = field(default_factory=dict)
 
 
+# ------------------------------------------------------------------------------ settings
+class ConversionWarning(UserWarning):
+    """A setting the checkpoint does not store fell back to a default: the converted model may
+    be wrong if the default is. ``setting`` / ``value`` say which and what was used
+    (``convert()`` records them as ``source["assumed"]`` in the checkpoint's meta.json)."""
+
+    def __init__(self, message: str, setting: str, value: Any):
+        super().__init__(message)
+        self.setting, self.value = setting, value
+
+
+def option_name(setting: str) -> str:
+    """How a user sets ``setting``: the command-line flag and the keyword argument."""
+    return f"--{setting.replace('_', '-')} / {setting}="
+
+
+def assume(setting: str, value: Any, why: str) -> Any:
+    """Use the default ``value`` for ``setting`` and say so (``why``: what the file lacks);
+    returns ``value``."""
+    warnings.warn(ConversionWarning(f"{setting}: {why}; using {value} (set it with "
+                                    f"{option_name(setting)})", setting, value), stacklevel=3)
+    return value
+
+
+def reject_options(why: str, **options: Any) -> None:
+    """Refuse the given (not None) ``options`` with ``why`` they do not apply to this file."""
+    given = [k for k, v in options.items() if v is not None]
+    if given:
+        names = ", ".join(f"{k} ({option_name(k).split(' / ')[0]})" for k in given)
+        verb, it = ("does", "it") if len(given) == 1 else ("do", "them")
+        raise ValueError(f"{names} {verb} not apply: {why}; leave {it} out")
+
+
 # ------------------------------------------------------------------------------ class names
 def class_list(classes: Any) -> list[str]:
     """``classes`` as given (list, text file, shipped dataset name) -> names, unchecked."""
@@ -63,14 +101,21 @@ def class_list(classes: Any) -> list[str]:
     return [str(c) for c in classes]
 
 
-def resolve_classes(classes: Any, num_classes: int, hint: str = "") -> list[str]:
+def resolve_classes(classes: Any, num_classes: int, hint: str = "", *,
+                    source: Any = None) -> list[str]:
     """Class names for a converted checkpoint: ``classes`` may be a list, a text file (one
     name per line, in label order) or a shipped dataset name (``kinetics400``, ``jester``);
     None guesses a shipped list from the class count and ``hint`` (the file name), else
-    index names ``"0", "1", ...``."""
+    index names ``"0", "1", ...``. With ``source`` (a converted file, not an initialisation)
+    a list the hint does not name is announced by :func:`assume`."""
     if classes is None:
         dataset = dataset_for_num_classes(num_classes, hint)
         names = class_names(dataset) if dataset else [str(i) for i in range(num_classes)]
+        if source is not None and not (dataset and hint):  # a non-empty hint named it
+            guess = (f"the {dataset} list" if dataset else
+                     f"index names 0..{num_classes - 1}")
+            assume("classes", guess, f"{source} stores no class names"
+                   + (f" (guessed from its {num_classes} classes)" if dataset else ""))
     else:
         names = class_list(classes)
     if len(names) != num_classes:
@@ -235,6 +280,9 @@ NEAREST = dict(pos_interpolation="nearest", time_interpolation="nearest")
 #: mmaction2's TimeSformer recipe (mean = std = 127.5 in 0..255 units) and the HF checkpoints'
 #: image processor default: the INCEPTION preset's statistics
 HALF_NORM = dict(mean=INCEPTION.mean, std=INCEPTION.std)
+#: the reference's names of the attention schemes (its yacs cfg; HF's and mmaction2's configs)
+REFERENCE_ATTENTION = {"divided_space_time": "divided", "joint_space_time": "joint",
+                       "space_only": "space"}
 #: reference sampling interval per clip length (8 x 32 for K400 -B, 16 x 16 -HR, 96 x 4 -L)
 TIMESFORMER_INTERVAL = {8: 32, 16: 16, 96: 4}
 _TIMESFORMER_BUILDERS = (timesformer_base, timesformer_hr, timesformer_large)
@@ -255,7 +303,9 @@ def vit_architecture(state: Mapping[str, Tensor], num_heads: int | None, source:
     side = math.isqrt(n)
     if side * side != n:
         raise ValueError(f"pos_embed has {n} patch positions, not a square grid")
-    heads = num_heads or max(1, embed // 64)
+    heads = num_heads or assume("num_heads", max(1, embed // 64),
+                                f"{source} does not store the attention heads "
+                                f"(embed_dim {embed} / 64 assumed)")
     if embed % heads:
         raise ValueError(f"embed_dim={embed} is not divisible by num_heads={heads}")
     depth = 1 + max(int(m[1]) for k in state if (m := re.match(r"^blocks\.(\d+)\.", k)))
@@ -267,7 +317,8 @@ def vit_architecture(state: Mapping[str, Tensor], num_heads: int | None, source:
 def timesformer_kwargs_from_state(state: Mapping[str, Tensor], num_heads: int | None,
                                   source: Any) -> dict:
     """Architecture of a TimeSformer state dict in vidcls/reference names: the ViT's
-    (:func:`vit_architecture`), the attention scheme its stages show, class and frame counts."""
+    (:func:`vit_architecture`), the attention scheme its stages show, class and frame counts
+    (``num_frames`` None for a space-only model: it has no time embedding to show it)."""
     vit = vit_architecture(state, num_heads, source)
     prefixes = {m[1] for k in state if (m := re.match(r"^blocks\.0\.(\w+)_attn\.", k))}
     has_time = "time_embed" in state
@@ -280,7 +331,7 @@ def timesformer_kwargs_from_state(state: Mapping[str, Tensor], num_heads: int | 
     if "head.weight" not in state:
         raise ValueError(f"{source} has no classification head (head.*)")
     return dict(num_classes=state["head.weight"].shape[0],
-                num_frames=state["time_embed"].shape[1] if has_time else 8,
+                num_frames=state["time_embed"].shape[1] if has_time else None,
                 attention=attention, **vit)
 
 
@@ -311,30 +362,31 @@ def build_timesformer(kwargs: Mapping[str, Any], state: Mapping[str, Tensor], so
     return load_converted(builder(**kwargs), state, source)  # builder: num_classes=0 allowed
 
 
-def timesformer_preprocessing(model: TimeSformer, *, dense: bool = True,
-                              mean: Any = None, std: Any = None) -> Preprocessing:
-    """The reference recipe for ``model``: 0.45 / 0.225 (or ``mean`` / ``std``), short side
-    scaled to the crop size; ``dense``: ``T`` consecutive frames at the reference interval."""
-    prep = TIMESFORMER.replace(mean=mean, std=std, input_size=model.img_size,
-                               resize=min(model.img_size), num_frames=model.num_frames)
-    if dense and model.num_frames in TIMESFORMER_INTERVAL:
-        prep = prep.replace(sampling="dense", clip_len=model.num_frames,
-                            frame_interval=TIMESFORMER_INTERVAL[model.num_frames])
-    return prep
+def timesformer_preprocessing(model: TimeSformer, *, sampling: str = "dense",
+                              frame_interval: int | None = None,
+                              input_size: int | None = None, resize: int | None = None,
+                              mean: Any = None, std: Any = None,
+                              source: Any = None) -> Preprocessing:
+    """The reference recipe for ``model``: 0.45 / 0.225 (or ``mean`` / ``std``), the short
+    side scaled to the crop (``input_size``, default the model's; or to ``resize``).
 
-
-# ------------------------------------------------------------------------------ mmaction2
-def config_text(ckpt: Any) -> str:
-    """The config an mmaction2 / mmengine checkpoint carries in ``meta`` (or '')."""
-    meta = ckpt.get("meta") if isinstance(ckpt, Mapping) else None
-    if isinstance(meta, Mapping):
-        for key in ("config", "cfg"):
-            if isinstance(meta.get(key), str):
-                return meta[key]
-    return ""
-
-
-def config_value(text: str, name: str, pattern: str = r"(\d+)") -> str | None:
-    """``name = VALUE`` / ``name: VALUE`` in a stored config text (first match)."""
-    m = re.search(rf"\b{name}\s*[=:]\s*{pattern}", text)
-    return m[1] if m else None
+    ``sampling="dense"``: ``T`` frames ``frame_interval`` apart; without an interval, the
+    reference's for the clip length (8 x 32, 16 x 16, 96 x 4), else one frame per segment.
+    With ``source`` (a converted file whose config is not known) that guess is announced by
+    :func:`assume`."""
+    size = input_size or model.img_size
+    prep = TIMESFORMER.replace(mean=mean, std=std, input_size=size, resize=resize or min(_hw(size)),
+                               num_frames=model.num_frames)
+    if sampling != "dense":
+        return prep
+    if frame_interval is None:
+        frame_interval = TIMESFORMER_INTERVAL.get(model.num_frames)
+        if source is not None:
+            why = f"{source} stores no frame sampling"
+            assume("frame_interval", frame_interval or "none, one frame per segment",
+                   why + (f" (the reference's interval for {model.num_frames} frames)"
+                          if frame_interval else ""))
+    if frame_interval is None:
+        return prep
+    return prep.replace(sampling="dense", clip_len=model.num_frames,
+                        frame_interval=frame_interval)

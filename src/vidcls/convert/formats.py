@@ -7,7 +7,10 @@ is the one list of format names.
 """
 from __future__ import annotations
 
-__all__ = ["FORMAT_NAMES"]
+__all__ = ["FORMAT_NAMES", "AUTO"]
+
+#: the ``--from`` default: read the format from the file and its keys (:mod:`.detect`)
+AUTO = "auto"
 
 FORMAT_NAMES: tuple[str, ...] = (
     "tsm-official",

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from torch import Tensor, nn
 
 from vidcls.convert._common import (Converted, backbone_arch, init_num_classes, load_converted,
-                                    resolve_classes, timesformer_builder_name,
+                                    reject_options, resolve_classes, timesformer_builder_name,
                                     timesformer_preprocessing, tsm_preprocessing,
                                     vit_architecture)
 from vidcls.models import create_model
@@ -32,10 +32,11 @@ __all__ = ["convert_torchvision_resnet", "convert_timm_vit", "timesformer_from_t
 
 def convert_torchvision_resnet(src: str | Path, *, model: str | None = None,
                                num_classes: int | None = None, num_frames: int = 8,
-                               shift_div: int = 8, shift_place: str = "residual",
-                               shift_mode: str = "bidirectional", classes: Any = None) -> Converted:
+                               shift_div: int | None = None, shift_place: str | None = None,
+                               shift_mode: str | None = None, classes: Any = None) -> Converted:
     """A torchvision ImageNet ResNet / MobileNetV2 state dict -> a TSM (or TSN, ``model=
-    "tsn_..."``) initialised from it, with a fresh head: the start of ``train --init``."""
+    "tsn_..."``) initialised from it, with a fresh head: the start of ``train --init``. The
+    shift options (default 1/8, residual, bidirectional) are refused for a TSN."""
     sd = strip_prefix(read_state_dict(src), "module.")
     arch = backbone_arch("backbone." + k for k in sd if not k.startswith(("fc.", "classifier.")))
     name = model or f"tsm_{arch}"
@@ -43,9 +44,10 @@ def convert_torchvision_resnet(src: str | Path, *, model: str | None = None,
         raise ValueError(f"{src} holds {arch} weights; model={name!r} needs other ones "
                          f"(use tsm_{arch} or tsn_{arch})")
     k = init_num_classes(num_classes, classes)
-    options = {} if name.startswith("tsn_") else dict(shift_div=shift_div,
-                                                        shift_place=shift_place,
-                                                        shift_mode=shift_mode)
+    shift = dict(shift_div=shift_div, shift_place=shift_place, shift_mode=shift_mode)
+    if name.startswith("tsn_"):
+        reject_options(f"{name} has no temporal shift", **shift)
+    options = {} if name.startswith("tsn_") else {k: v for k, v in shift.items() if v is not None}
     net = load_converted(create_model(name, num_classes=k, num_frames=num_frames, **options),
                          sd, src, init=True)
     return Converted(net, resolve_classes(classes, k, "init"), tsm_preprocessing(num_frames),

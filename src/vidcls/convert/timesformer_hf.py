@@ -27,8 +27,9 @@ from typing import Any, Mapping
 
 from torch import Tensor
 
-from vidcls.convert._common import (HALF_NORM, NEAREST, Converted, build_timesformer,
-                                    rename_keys, resolve_classes, timesformer_preprocessing)
+from vidcls.convert._common import (HALF_NORM, NEAREST, REFERENCE_ATTENTION, Converted,
+                                    build_timesformer, reject_options, rename_keys,
+                                    resolve_classes, timesformer_preprocessing)
 from vidcls.models._weights import StateDict, read_state_dict, strip_prefix
 from vidcls.models.timesformer import TimeSformer
 
@@ -57,10 +58,6 @@ RULES = [
     (r"^classifier\.", "head."),
 ]
 
-_HF_ATTENTION = {"divided_space_time": "divided", "joint_space_time": "joint",
-                 "space_only": "space"}
-
-
 def hf_timesformer_state_dict(state_dict: Mapping[str, Tensor]) -> StateDict:
     """Rename an HF ``TimesformerForVideoClassification`` / ``TimesformerModel`` state dict to
     vidcls (reference) names. Unknown keys raise, so nothing is silently dropped."""
@@ -77,9 +74,9 @@ def timesformer_kwargs_from_hf_config(config: Any) -> dict[str, Any]:
     if cfg.get("num_channels", 3) != 3:
         raise ValueError(f"num_channels={cfg['num_channels']} is not supported; RGB (3) only")
     attention = cfg.get("attention_type", "divided_space_time")
-    if attention not in _HF_ATTENTION:
+    if attention not in REFERENCE_ATTENTION:
         raise ValueError(f"unknown HF attention_type {attention!r}; expected one of "
-                         f"{sorted(_HF_ATTENTION)}")
+                         f"{sorted(REFERENCE_ATTENTION)}")
     image_size, patch_size = cfg.get("image_size", 224), cfg.get("patch_size", 16)
     if not isinstance(patch_size, int):
         patch_size = tuple(patch_size)
@@ -93,7 +90,7 @@ def timesformer_kwargs_from_hf_config(config: Any) -> dict[str, Any]:
     return dict(
         num_classes=num_labels,
         num_frames=cfg.get("num_frames", 8),
-        attention=_HF_ATTENTION[attention],
+        attention=REFERENCE_ATTENTION[attention],
         img_size=image_size if isinstance(image_size, int) else tuple(image_size),
         patch_size=patch_size,
         embed_dim=hidden,
@@ -153,6 +150,8 @@ def convert_timesformer_hf(src: str | Path, *, config: Any = None, num_frames: i
     src = Path(src)
     prep_cfg: dict = {}
     if src.is_dir():
+        reject_options(f"{src} is a save_pretrained directory with its own config.json",
+                       config=config)
         config_path, weights = _hf_dir_files(src)
         cfg = json.loads(config_path.read_text(encoding="utf-8"))
         if (src / "preprocessor_config.json").is_file():
@@ -173,7 +172,7 @@ def convert_timesformer_hf(src: str | Path, *, config: Any = None, num_frames: i
         id2label = {int(k): v for k, v in cfg["id2label"].items()}
         if sorted(id2label) == list(range(model.num_classes)):
             classes = [id2label[i] for i in range(model.num_classes)]
-    names = resolve_classes(classes, model.num_classes, src.name)
+    names = resolve_classes(classes, model.num_classes, src.name, source=src)
     return Converted(model, names, _hf_preprocessing(model, prep_cfg),
                      {"attention": model.attention})
 
@@ -184,7 +183,7 @@ def _hf_preprocessing(model: TimeSformer, prep_cfg: Mapping[str, Any]):
     size, crop = prep_cfg.get("size") or {}, prep_cfg.get("crop_size") or {}
     resize = size.get("shortest_edge") if isinstance(size, Mapping) else None
     square = isinstance(crop, Mapping) and "height" in crop and crop["height"] == crop.get("width")
-    prep = timesformer_preprocessing(model, dense=False,
+    prep = timesformer_preprocessing(model, sampling="segment",
                                      mean=prep_cfg.get("image_mean", HALF_NORM["mean"]),
                                      std=prep_cfg.get("image_std", HALF_NORM["std"]))
     return prep.replace(resize=None if resize is None else int(resize),

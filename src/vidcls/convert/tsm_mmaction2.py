@@ -16,7 +16,8 @@ after the ``.net`` level is read (:data:`SHIFT_PATTERNS`) and dropped, is::
 
 mmaction2's shift is the TSM authors' (group 0 from t+1, group 1 from t-1), so the weights need
 no other change. ``shift_div`` / ``num_segments`` are read from the config the checkpoint
-stores in ``meta``.
+stores in ``meta`` (else the ``1x1x8`` of its config or file name: 8 clips = segments), class
+names from ``meta`` (:mod:`._configs`); a default used instead is announced.
 """
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vidcls.convert._common import (Converted, backbone_arch, build_tsn, check_shift_sites,
-                                    config_text, config_value, load_converted, rename_keys,
-                                    resolve_classes, shift_sites, single_place, strip_net,
-                                    tsm_preprocessing)
+from vidcls.convert._common import (Converted, assume, backbone_arch, build_tsn,
+                                    check_shift_sites, load_converted, reject_options,
+                                    rename_keys, resolve_classes, shift_sites, single_place,
+                                    strip_net, tsm_preprocessing)
+from vidcls.convert._configs import (config_names, config_text, config_value, meta_classes,
+                                     sampling_from_name)
 from vidcls.convert._io import load_torch_file
 from vidcls.models._weights import strip_prefix, unwrap_state_dict
 
@@ -48,6 +51,23 @@ RULES = [
 SHIFT_PATTERNS = [(r"^backbone\.(layer\d\.\d+)\.conv1\.conv\.net\.", "residual"),
                   (r"^backbone\.(layer\d\.\d+)\.net\.", "inplace")]
 _TEMPORAL_POOL = r"^backbone\.layer2\.net\."  # the TemporalPool(layer2) wrapper
+
+
+def _config_int(text: str, name: str) -> int | None:
+    """``name`` from a stored config; a config that leaves it out means mmaction2's default
+    (8 for both ``num_segments`` and ``shift_div`` of ``ResNetTSM``), no config means None."""
+    if not text:
+        return None
+    return int(config_value(text, name) or 8)
+
+
+def _segments_from_name(ckpt, src) -> int:
+    """Segments from mmaction2's ``1x1xN`` config naming (clip length 1, interval 1, N clips)."""
+    named = sampling_from_name(config_names(ckpt, src))
+    if named and named[:2] == (1, 1):
+        return named[2]
+    return assume("num_frames", 8, f"{src} stores no config in its meta and no 1x1xN config "
+                  "name (its num_segments)")
 
 
 def convert_tsm_mmaction2(src: str | Path, *, num_frames: int | None = None,
@@ -73,14 +93,20 @@ def convert_tsm_mmaction2(src: str | Path, *, num_frames: int | None = None,
     if "head.weight" not in out:
         raise ValueError(f"{src} has no cls_head.fc_cls classifier")
     num_classes = out["head.weight"].shape[0]
-    frames = num_frames or int(config_value(text, "num_segments") or 8)
-    div = shift_div or int(config_value(text, "shift_div") or 8)
+    frames = num_frames or _config_int(text, "num_segments") or _segments_from_name(ckpt, src)
+    if place is None:
+        reject_options(f"{src} has no temporal shift (a TSN)", shift_div=shift_div)
+        div = 8  # unused by a TSN
+    else:
+        div = shift_div or _config_int(text, "shift_div") or assume(
+            "shift_div", 8, f"{src} stores no config in its meta")
     model = build_tsn(arch, num_classes=num_classes, num_frames=frames, place=place,
                       shift_div=div, temporal_pool=temporal_pool)
     if place is not None:
         check_shift_sites(model, sites, src)
     load_converted(model, out, src)
-    names = resolve_classes(classes, num_classes, Path(src).name)
+    names = resolve_classes(classes if classes is not None else meta_classes(ckpt),
+                            num_classes, Path(src).name, source=src)
     return Converted(model, names, tsm_preprocessing(frames),
                      {"arch": arch, "shift_place": place, "shift_div": div if place else None,
                       "num_frames": frames, "temporal_pool": temporal_pool})

@@ -13,6 +13,10 @@ downsample); renamed by :func:`paddle_key`::
 
 Paddle's ``temporal_shift`` is the mirror of the TSM authors' (and vidcls'), so the weights are
 rewritten by :func:`mirror_shift_channels` to compute the same function with vidcls' shift.
+
+A ``.pdparams`` stores no segment count, and Paddle's shift width is ``1 / num_seg``: a
+16-segment model read as 8 loads and is silently wrong. So the count is required: ``num_frames``,
+or the PaddleVideo training YAML (``config=``, its ``MODEL.backbone.num_seg``).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from torch import Tensor, nn
 
 from vidcls.convert._common import (Converted, backbone_arch, build_tsn, load_converted,
                                     resolve_classes, tsm_preprocessing)
+from vidcls.convert._configs import cfg_get, paddle_config
 from vidcls.convert._io import read_paddle_params
 from vidcls.models._weights import StateDict
 
@@ -121,17 +126,42 @@ def mirror_shift_channels(state: Mapping[str, Tensor], model: nn.Module) -> Stat
     return out
 
 
-def convert_tsm_paddle(src: str | Path, *, num_frames: int | None = None,
-                       shift_div: int | None = None, classes: Any = None) -> Converted:
+def training_segments(config: str | Path | None, src: Any) -> int | None:
+    """``MODEL.backbone.num_seg`` of a PaddleVideo config (None without one)."""
+    if config is None:
+        return None
+    cfg = paddle_config(config)
+    backbone = cfg_get(cfg, "MODEL.backbone.name")
+    if backbone is not None and backbone != "ResNetTSM":
+        raise ValueError(f"{config} describes a {backbone}; tsm-paddle converts ResNetTSM "
+                         f"(the model of {src})")
+    segments = (cfg_get(cfg, "MODEL.backbone.num_seg")
+                or cfg_get(cfg, "PIPELINE.test.sample.num_seg"))
+    if not isinstance(segments, int) or segments < 1:
+        raise ValueError(f"{config} has no MODEL.backbone.num_seg (the segment count)")
+    return segments
+
+
+def convert_tsm_paddle(src: str | Path, *, config: str | Path | None = None,
+                       num_frames: int | None = None, shift_div: int | None = None,
+                       classes: Any = None) -> Converted:
     """PaddleVideo ``ResNetTSM`` + ``TSMHead`` weights (``.pdparams`` or ``.npz``).
 
     Paddle shifts every bottleneck block with
-    ``temporal_shift(x, num_seg, 1 / num_seg)`` -- so ``shift_div = num_seg`` (8) -- and its
+    ``temporal_shift(x, num_seg, 1 / num_seg)`` -- so ``shift_div = num_seg`` -- and its
     shift is the mirror of the TSM authors': the weights are rewritten by
     :func:`mirror_shift_channels` so vidcls' shift computes the same function.
-    ``num_frames`` is the training segment count (default 8); ``shift_div`` defaults to it
-    (pass it explicitly to evaluate with another frame count).
+
+    The training segment count is required (the file does not store it): ``config`` (the
+    PaddleVideo YAML; ``MODEL.backbone.num_seg``) or ``num_frames``. ``num_frames`` defaults
+    to the config's count; ``shift_div`` to the training count (give ``num_frames`` with the
+    config to evaluate with another frame count).
     """
+    segments = training_segments(config, src)
+    if segments is None and num_frames is None:
+        raise ValueError(f"{src}: a .pdparams stores no segment count, and Paddle's shift width "
+                         "is 1/num_seg: give num_frames (--num-frames, the training segments) "
+                         "or config (--config, the PaddleVideo YAML)")
     raw = read_paddle_params(src)
     body, out = {}, {}
     for key, value in raw.items():
@@ -153,8 +183,8 @@ def convert_tsm_paddle(src: str | Path, *, num_frames: int | None = None,
     if "head.weight" not in out:
         raise ValueError(f"{src} has no head.fc classifier")
     num_classes = out["head.weight"].shape[0]
-    frames = num_frames or 8
-    div = shift_div or frames
+    frames = num_frames or segments
+    div = shift_div or segments or frames
     model = build_tsn(arch, num_classes=num_classes, num_frames=frames, place="residual",
                        shift_div=div, temporal_pool=False)
     for block in model.backbone.residual_blocks():  # paddle: int(C*r) and int(2*C*r)
@@ -163,7 +193,7 @@ def convert_tsm_paddle(src: str | Path, *, num_frames: int | None = None,
             raise ValueError(f"shift_div={div} does not split {c} channels into equal groups "
                              "the way Paddle does; use a divisor of the channel counts")
     load_converted(model, mirror_shift_channels(out, model), src)
-    names = resolve_classes(classes, num_classes, Path(src).name)
+    names = resolve_classes(classes, num_classes, Path(src).name, source=src)
     return Converted(model, names, tsm_preprocessing(frames),
                      {"arch": arch, "shift_place": "residual", "shift_div": div,
                       "num_frames": frames, "mirrored_shift": True})

@@ -4,6 +4,9 @@ Every address below was read verbatim from the source named in its ``confirmed``
 project's README, model-zoo page or metafile); none is guessed. An entry whose address could not
 be confirmed keeps ``url=None``: ``vidcls models`` lists it as such and never downloads it.
 Accuracies are the sources' own figures under the protocol given with them.
+
+Long because: it is the table itself, one record per published checkpoint with its provenance;
+split by source it would be several lists to keep in step instead of one.
 """
 from __future__ import annotations
 
