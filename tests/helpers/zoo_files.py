@@ -140,6 +140,12 @@ def _mmaction2_timesformer_state(model) -> OrderedDict:
     return out
 
 
+def _frame_interval(entry) -> int | None:
+    """The frame interval of a ``dense TxI`` entry (None for segment sampling)."""
+    m = re.fullmatch(r"dense (\d+)x(\d+)", entry.sampling)
+    return int(m[2]) if m else None
+
+
 def write_entry_source(entry, www: Path, hub: Path) -> Path:
     """Write ``entry``'s source file (or hub repository) and return its path."""
     if entry.format == "timesformer-hf":
@@ -156,19 +162,41 @@ def write_entry_source(entry, www: Path, hub: Path) -> Path:
     if entry.format == "tsm-official":
         torch.save({"epoch": 50, "arch": "resnet50", "state_dict": _tsm_official_state(model),
                     "best_prec1": 70.0}, dst)
-    elif entry.format == "tsm-mmaction2":
-        torch.save({"meta": {"mmcv_version": "2.0.0"}, "state_dict": _mmaction2_tsm_state(model)},
-                   dst)
+    elif entry.format == "tsm-mmaction2":  # mmengine stores cfg.pretty_text in meta["cfg"]
+        config = (f"model = dict(type='Recognizer2D', backbone=dict(type='ResNetTSM', "
+                  f"depth={entry.architecture[-3:].lstrip('t')}, num_segments="
+                  f"{entry.num_frames}, shift_div=8), cls_head=dict(type='TSMHead', "
+                  f"num_classes={entry.num_classes}, num_segments={entry.num_frames}))")
+        torch.save({"meta": {"cfg": config, "mmengine_version": "0.8.4"},
+                    "state_dict": _mmaction2_tsm_state(model)}, dst)
     elif entry.format == "tsm-paddle":
         params = to_paddle(model)
         with open(dst, "wb") as f:  # what paddle.save(state_dict) writes
             pickle.dump({**params, "StructuredToParameterName@@":
                          {k: f"param_{i}" for i, k in enumerate(params)}}, f, protocol=4)
-    elif entry.format == "timesformer-official":
-        torch.save({"epoch": 15, "model_state": _timesformer_official_state(model),
-                    "optimizer_state": {}}, dst)
+    elif entry.format == "timesformer-official":  # save_checkpoint: cfg.dump() text
+        from reference.timesformer_repo import reference_config, save_reference_pyth
+
+        dataset = "ssv2" if entry.dataset == "sthv2" else "kinetics"
+        cfg = reference_config(DATA__NUM_FRAMES=entry.num_frames,
+                               DATA__SAMPLING_RATE=_frame_interval(entry) or 8,
+                               DATA__TRAIN_CROP_SIZE=entry.input_size,
+                               DATA__TEST_CROP_SIZE=entry.input_size,
+                               MODEL__NUM_CLASSES=entry.num_classes,
+                               TRAIN__DATASET=dataset, TEST__DATASET=dataset)
+        save_reference_pyth(dst, model, cfg)
     elif entry.format == "timesformer-mmaction2":
-        torch.save({"meta": {}, "state_dict": _mmaction2_timesformer_state(model)}, dst)
+        from reference.mmaction2_timesformer import mma_timesformer_config
+
+        attention = {"divided": "divided_space_time", "joint": "joint_space_time",
+                     "space": "space_only"}[model.attention]
+        config = mma_timesformer_config(num_frames=entry.num_frames, img_size=entry.input_size,
+                                        attention_type=attention, num_classes=entry.num_classes,
+                                        clip_len=entry.num_frames,
+                                        frame_interval=_frame_interval(entry) or 32,
+                                        test_scale=entry.input_size, crop_size=entry.input_size)
+        torch.save({"meta": {"cfg": config}, "state_dict": _mmaction2_timesformer_state(model)},
+                   dst)
     else:
         raise AssertionError(f"no writer for format {entry.format}")
     return dst
