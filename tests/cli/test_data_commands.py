@@ -72,3 +72,49 @@ def test_check_modes(tmp_path):
     assert "decoding failed" in check_video(str(bad["undecodable"]), mode="full")
     with pytest.raises(ValueError, match="unknown check mode"):
         check_video(str(good), mode="deep")
+
+
+def _phone_video(path, frames, *, display_ccw=None, rotate_tag=None):
+    """``frames`` stored with a phone's rotation flag: a display matrix (counter-clockwise
+    degrees, -90 = a portrait iPhone clip) or a ``rotate`` tag (clockwise; Matroska keeps it)."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.height, s.width = frames.shape[1:3]
+        s.pix_fmt = "yuv420p"
+        if display_ccw is not None:
+            s.set_display_rotation(display_ccw)
+        if rotate_tag is not None:
+            s.metadata["rotate"] = str(rotate_tag)
+        for img in frames:
+            for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    return path
+
+
+def test_data_check_reports_rotated_videos(tmp_path, capsys):
+    import av
+
+    frames = moving_frames(8, 32, 48)
+    videos = {"plain.mp4": encode(tmp_path / "plain.mp4", frames),
+              "tagged.mkv": _phone_video(tmp_path / "tagged.mkv", frames, rotate_tag=270)}
+    if hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        videos["portrait.mp4"] = _phone_video(tmp_path / "portrait.mp4", frames,
+                                              display_ccw=-90)
+    (tmp_path / "val.txt").write_text("".join(f"{name} 0\n" for name in videos))
+    report = tmp_path / "report.json"
+    for mode in ("open", "sample"):
+        assert main(["data", "check", str(tmp_path / "val.txt"), "--mode", mode, "--quiet",
+                     "--workers", "0", "--out", str(report)]) == 0
+        out = capsys.readouterr().out
+        assert f"no bad files ({len(videos)} checked)" in out
+        assert "rotated 270°: 1" in out
+        rotated = json.loads(report.read_text())["rotated"]
+        assert rotated[str(tmp_path / "tagged.mkv")] == 270
+        assert str(tmp_path / "plain.mp4") not in rotated
+        if "portrait.mp4" in videos:
+            assert "rotated 90°: 1, rotated 270°: 1" in out
+            assert rotated[str(tmp_path / "portrait.mp4")] == 90

@@ -173,11 +173,15 @@ def test_substitution_is_deterministic_and_logged_once(bad_dataset, caplog):
     assert torch.equal(ds[len(ds) - 1]["clip"], ds[0]["clip"])
 
 
-def test_all_bad_raises_a_clear_error(tmp_path, clips):
+def test_an_item_with_nothing_readable_is_left_out_of_its_batch(tmp_path, clips):
+    """All replacements bad: the item has no clip and collate_clips drops it (the training
+    loop then ends the epoch with NoUsableVideos, tests/engine/test_bad_data.py)."""
     records = [VideoRecord(str(tmp_path / f"gone{i}.mp4"), 0) for i in range(3)]
     ds = VideoClipDataset(records, ["a"], num_frames=2, train=False)
-    with pytest.raises(RuntimeError, match="3 bad samples in a row.*vidcls data check"):
-        ds[0]
+    item = ds[0]
+    assert item["clip"] is None and len(item["bad"]) == 3
+    batch = collate_clips([ds[0], ds[1]])
+    assert batch["clip"] is None and batch["skipped"] == [0, 1] and len(batch["bad"]) == 6
     # max_retries=0: no substitution, the decode error itself (for prediction on given files)
     strict = VideoClipDataset(records + [VideoRecord(str(clips[0][0]), 0)], ["a"],
                               num_frames=2, train=False, max_retries=0)
@@ -186,6 +190,20 @@ def test_all_bad_raises_a_clear_error(tmp_path, clips):
     assert strict.bad_files == {records[1].path: "file not found"}
     assert strict[3]["clip"].shape[0] == 2
 
+
+def test_scoring_datasets_skip_bad_files_instead_of_substituting(tmp_path, clips):
+    """substitute_bad=False: a bad file's item is skipped, never served by another video's
+    clip (which would be scored under the bad file's name and label)."""
+    good = [VideoRecord(str(p), i % 2) for i, p in enumerate(clips[0][:3])]
+    records = [good[0], VideoRecord(str(tmp_path / "empty.mp4"), 1), good[1], good[2]]
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    ds = VideoClipDataset(records, ["a", "b"], num_frames=2, train=False, substitute_bad=False)
+    assert ds[1]["clip"] is None and ds[1]["bad"] == [f"{tmp_path / 'empty.mp4'}: empty file "
+                                                      f"(0 bytes)"]
+    batch = collate_clips([ds[i] for i in range(4)])
+    assert batch["index"].tolist() == [0, 2, 3] and batch["skipped"] == [1]
+    assert batch["label"].tolist() == [0, 1, 0] and batch["clip"].shape[0] == 3
+    assert ds.num_substitutions == 0
 
 def test_frame_cache_gives_identical_items_and_decodes_once(clips, monkeypatch):
     """With ``cache_mb`` each video is decoded once; items are the same as without the cache,

@@ -216,3 +216,37 @@ def test_class_counts_skip_labels_outside_the_classes():
     records = [VideoRecord("a", -1), VideoRecord("b", 5), VideoRecord("c", [1, 7])]
     assert class_counts(records, 2) == [0, 1]  # -1: unlabelled test sample; 5, 7: unknown
     assert class_counts([], 2) == [0, 0]
+
+
+def test_list_paths_with_spaces_and_quotes(tmp_path):
+    """Labels are read from the right, so a path may hold spaces; quoted paths (shell style)
+    may hold anything; a trailing number that belongs to an existing file stays in its path."""
+    touch(tmp_path / "videos" / "clip 2")  # a file whose name ends in a number
+    touch(tmp_path / "train.txt",
+          "videos/a b.mp4 0\n"
+          "videos/two  spaces.mp4 1 2\n"
+          "\"videos/a \\\"b\\\".mp4\" 1\n"
+          "'videos/it is.mp4' 0 2\n"
+          "videos/clip 2 1\n")
+    records, classes = build_records("list", root=tmp_path, split="train")
+    assert [(Path(r.path).relative_to(tmp_path).as_posix(), r.label) for r in records] == [
+        ("videos/a b.mp4", 0), ("videos/two  spaces.mp4", [1, 2]), ('videos/a "b".mp4', 1),
+        ("videos/it is.mp4", [0, 2]), ("videos/clip 2", 1)]
+    assert classes == ["0", "1", "2"]
+    touch(tmp_path / "open.txt", "\"videos/a b.mp4 0\n")
+    with pytest.raises(ValueError, match=r"open.txt:1: .*quotation.*close the quote"):
+        build_records("list", root=tmp_path, ann_file=tmp_path / "open.txt")
+    touch(tmp_path / "noname.txt", "'a b.mp4'\n")
+    with pytest.raises(ValueError, match="noname.txt:1: no label"):
+        build_records("list", root=tmp_path, ann_file=tmp_path / "noname.txt")
+
+
+def test_rawframe_folders_with_spaces(tmp_path):
+    (tmp_path / "frames" / "my clip").mkdir(parents=True)
+    (tmp_path / "frames" / "take 1").mkdir(parents=True)
+    touch(tmp_path / "train.txt", "frames/my clip 30 2\nframes/take 1 12 0 1\n")
+    records, _ = build_records("rawframes", root=tmp_path, split="train")
+    assert [(Path(r.path).name, r.num_frames, r.label) for r in records] == [
+        ("my clip", 30, 2), ("take 1", 12, [0, 1])]
+    assert detect_format(tmp_path) == "rawframes"
+    assert parse_dataset_spec(str(tmp_path / "train.txt"))[0] == "rawframes"

@@ -201,3 +201,70 @@ def test_frame_folder_errors(tmp_path):
     with FrameFolderReader(d, num_frames=5) as r:  # list file claims more frames than exist
         with pytest.raises(VideoDecodeError, match="frame image missing"):
             r.get_frames([4])
+
+
+# ------------------------------------------------------------------ rotation (phone videos)
+def encode_phone_video(path, frames: np.ndarray, *, display_ccw: int | None = None,
+                       rotate_tag: int | None = None):
+    """A video stored as ``frames`` with a rotation flag, as phones write them: the display
+    matrix (``display_ccw``: counter-clockwise degrees, what FFmpeg reads back as
+    ``frame.rotation``; a portrait iPhone clip has -90) or an old-style ``rotate`` tag
+    (clockwise; kept by Matroska)."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.height, s.width = frames.shape[1:3]
+        s.pix_fmt = "yuv444p"
+        if display_ccw is not None:
+            s.set_display_rotation(display_ccw)
+        if rotate_tag is not None:
+            s.metadata["rotate"] = str(rotate_tag)
+        for img in frames:
+            for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    return path
+
+
+needs_display_matrix = pytest.mark.skipif(
+    not hasattr(__import__("av").video.stream.VideoStream, "set_display_rotation"),
+    reason="this PyAV cannot write a display matrix")
+
+
+@pytest.mark.parametrize("flag, clockwise", [
+    pytest.param({"display_ccw": -90}, 90, marks=needs_display_matrix, id="portrait-phone"),
+    pytest.param({"display_ccw": 90}, 270, marks=needs_display_matrix, id="display-270"),
+    pytest.param({"display_ccw": 180}, 180, marks=needs_display_matrix, id="upside-down"),
+    pytest.param({"rotate_tag": 90}, 90, id="rotate-tag-mkv"),
+])
+def test_rotated_videos_come_out_as_a_player_shows_them(tmp_path, flag, clockwise):
+    from vidcls.data.sources import iter_frames
+
+    stored = moving_frames(10, 24, 40)  # landscape as stored: (T, 24, 40, 3)
+    path = encode_phone_video(tmp_path / ("v.mkv" if "rotate_tag" in flag else "v.mp4"),
+                              stored, **flag)
+    decoded = reference_decode(path)  # plain PyAV: the frames as stored, (T, 24, 40, 3)
+    assert decoded.shape == stored.shape
+    shown = np.stack([np.rot90(f, k=-clockwise // 90) for f in decoded])  # turned clockwise
+    # turning clockwise takes the stored top-left corner (the frame marker) to the top right
+    # at 90, the bottom right at 180, the bottom left at 270
+    rows, cols = {90: (slice(0, 4), slice(-4, None)), 180: (slice(-4, None), slice(-4, None)),
+                  270: (slice(-4, None), slice(0, 4))}[clockwise]
+    assert np.array_equal(np.sort(shown[5, rows, cols], None), np.sort(decoded[5, :4, :4], None))
+    with VideoReader(path) as r:
+        assert r.rotation == clockwise
+        md = r.metadata
+        assert (md.width, md.height, md.rotation) == (shown.shape[2], shown.shape[1], clockwise)
+        np.testing.assert_array_equal(r.get_frames([7, 2, 2]), shown[[7, 2, 2]])
+        np.testing.assert_array_equal(r.decode_all(), shown)
+    with VideoReader(path) as r:  # rotation known before any frame was asked for
+        assert (r.metadata.width, r.metadata.height) == (shown.shape[2], shown.shape[1])
+        np.testing.assert_array_equal(r.get_frames([0]), shown[:1])
+    np.testing.assert_array_equal(np.stack(list(iter_frames(path))), shown)  # stream sources
+
+
+def test_unrotated_video_reports_no_rotation(videos):
+    with VideoReader(videos["h264_gop5"]) as r:
+        assert r.rotation == 0 and r.metadata.rotation == 0

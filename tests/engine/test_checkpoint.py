@@ -169,3 +169,49 @@ def test_a_misspelled_preprocessing_key_in_meta_is_an_error(tmp_path):
     (bad / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"meta.json.*unknown key\(s\) \['frame_intervall'\]"):
         ckpt.load_model(bad)
+
+
+@pytest.mark.parametrize("keep", [0.5, 5 / 1e9])
+def test_a_truncated_weight_file_is_named_as_damaged(tmp_path, keep, capsys):
+    """A half-copied model.safetensors: one line naming the checkpoint and the damage, from
+    load_model, init_from_checkpoint and the CLI."""
+    from vidcls.cli import main
+
+    path = ckpt.save_model_checkpoint(tmp_path / "ck", tiny_tsm())
+    weights = path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: max(5, int(len(data) * keep))])
+    with pytest.raises(ValueError) as err:
+        ckpt.load_model(path)
+    msg = str(err.value)
+    assert msg.startswith(f"checkpoint {path} is damaged (truncated model.safetensors): ")
+    assert "copy or convert it again" in msg and "\n" not in msg
+    with pytest.raises(ValueError, match=r"is damaged \(truncated model.safetensors\)"):
+        ckpt.init_from_checkpoint(tiny_tsm(), path)
+    assert main(["predict", str(tmp_path / "v.mp4"), "--checkpoint", str(path)]) == 2
+    out = capsys.readouterr().err
+    assert out.startswith("vidcls predict: error: checkpoint ") and out.count("\n") == 1
+
+
+def test_an_interrupted_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """An exception or Ctrl-C while the files are written: the half-written NAME.tmp is
+    removed and NAME is still the previous checkpoint."""
+    first = tiny_tsm()
+    path = ckpt.save_model_checkpoint(tmp_path / "last", first, epoch=1)
+    real_write = ckpt.atomic_write_bytes
+    calls = []
+
+    def interrupted(p, data):
+        calls.append(p)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_write(p, data)
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_model_checkpoint(tmp_path / "last", tiny_tsm(), epoch=2)
+    assert not (tmp_path / "last.tmp").exists()
+    assert ckpt.read_meta(path)["epoch"] == 1
+    model, _ = ckpt.load_model(path)
+    for k, v in first.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k

@@ -100,3 +100,80 @@ def test_shipped_configs_validate(path):
     text = path.read_text()
     if not path.name.startswith(("demo", "test")):
         assert "expected" in text.lower(), f"{path.name} must cite the numbers it should reach"
+
+
+@pytest.mark.parametrize("spelling", ["1e-3", "1E-3", ".001", "1.0e-3", "0.001", "1e-03"])
+def test_float_keys_accept_the_usual_spellings(tmp_path, spelling):
+    """YAML 1.1 reads 1e-3 as a string; the config reads it as the number it is, in files,
+    in overrides and in lists of floats."""
+    p = tmp_path / "c.yaml"
+    p.write_text(f"model:\n  name: tsm_resnet18\ntrain:\n  lr: {spelling}\n"
+                 f"  betas: [0.9, {spelling}]\n  weight_decay: {spelling}\n")
+    cfg = load_config(p)
+    assert cfg.train.lr == cfg.train.weight_decay == pytest.approx(1e-3)
+    assert cfg.train.betas == [0.9, pytest.approx(1e-3)]
+    assert isinstance(cfg.train.lr, float)
+    over = load_config(write(tmp_path, {"model": {"name": "tsm_resnet18"}}),
+                       [f"train.lr={spelling}", f"train.clip_grad_norm={spelling}"])
+    assert over.train.lr == over.train.clip_grad_norm == pytest.approx(1e-3)
+    assert load_config(p, ["train.lr=5"]).train.lr == 5.0
+    # a Python dict with the string (e.g. read from JSON) is converted the same way
+    assert load_config(data={"train": {"lr": spelling}}).train.lr == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["data.input_size=7"], "data.input_size: 7 is below what tsm_resnet18 takes; its feature "
+                            "map shrinks 32x, so use data.input_size >= 32"),
+    (["data.input_size=31"], "use data.input_size >= 32"),
+    (["model.name=timesformer_base", "model.patch_size=8", "model.img_size=32",
+      "model.embed_dim=32", "model.depth=1", "model.num_heads=2", "data.input_size=12"],
+     "data.input_size: 12 does not fit timesformer_base: clip is 12x12; TimeSformer needs H and "
+     "W to be positive multiples of patch_size=8"),
+    (["model.name=timesformer_base", "model.patch_size=8", "model.img_size=32",
+      "model.embed_dim=32", "model.depth=1", "model.num_heads=2", "data.input_size=4"],
+     "positive multiples of patch_size=8"),
+    (["output_dir="], "config key output_dir: empty; give the run directory, e.g. "
+                      "output_dir=runs/my_run"),
+    (['output_dir=""'], "config key output_dir: empty"),
+    (['output_dir="  "'], "config key output_dir: empty"),
+    (['data.root=""'], "config key data.root: empty; give the dataset folder"),
+    (['data.val_ann=""'], "config key data.val_ann: empty; give a path or null"),
+    (['model.init=""'], "config key model.init: empty"),
+    (["device=tpu"], "config key device: 'tpu' is not a device vidcls runs on; use auto, cpu, "
+                     "cuda, cuda:N or mps"),
+    (["device=gpu"], "is not a device vidcls runs on"),
+    (["train.lr=[0.1,"], "override 'train.lr=[0.1,': YAML syntax error at line 1, column 6"),
+])
+def test_sizes_paths_and_devices_are_checked(tmp_path, overrides, fragment):
+    p = write(tmp_path, {"model": {"name": "tsm_resnet18"}})
+    with pytest.raises(ConfigError) as err:
+        load_config(p, overrides)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_smallest_sizes_the_models_take_are_accepted(tmp_path):
+    p = write(tmp_path, {"model": {"name": "tsm_resnet18"}})
+    assert load_config(p, ["data.input_size=32", "data.resize=32"]).data.input_size == 32
+    # the check runs the model in eval mode: a 1-frame clip has no batch statistics to need
+    assert load_config(p, ["model.name=tsn_mobilenetv2", "data.num_frames=1",
+                           "data.input_size=32", "data.resize=32"]).data.num_frames == 1
+    tiny_vit = ["model.name=timesformer_base", "model.patch_size=8", "model.img_size=32",
+                "model.embed_dim=32", "model.depth=1", "model.num_heads=2"]
+    assert load_config(p, tiny_vit + ["data.input_size=8", "data.resize=8"]).data.input_size == 8
+    assert load_config(p, tiny_vit + ["data.input_size=48"]).data.input_size == 48
+    for device in ("auto", "cpu", "cuda", "cuda:1", "mps"):
+        assert load_config(p, [f"device={device}"]).device == device
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    p = tmp_path / "broken.yaml"
+    p.write_text("model:\n  name: tsm_resnet18\ntrain:\n  lr: 0.1\n   epochs: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    msg = str(err.value)
+    assert msg.startswith(f"config file {p}: YAML syntax error at line 5, column 10: ")
+    assert "\n" not in msg
+    p.write_text("data: {root: data\n")
+    with pytest.raises(ConfigError, match="broken.yaml: YAML syntax error at line 2, column 1"):
+        load_config(p)

@@ -2,6 +2,9 @@
 
 (Two real processes are exercised end to end in ``test_ddp.py``.)
 """
+import time
+
+import pytest
 import torch
 
 from vidcls.engine.distributed import (DistInfo, ShardedSampler, all_gather_cat,
@@ -34,3 +37,39 @@ def test_helpers_are_identities_with_one_process():
     t = torch.arange(3.0)
     assert all_reduce_sum(t, info) is t and all_gather_cat(t, info) is t
     assert all_gather_strings(["a.mp4: broken"], info) == ["a.mp4: broken"]
+
+
+def _gather_uneven(rank: int, port: int, out: str) -> None:
+    """Rank 0 holds 3 rows, rank 1 none (all its videos were unreadable)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=2)
+    info = DistInfo(rank=rank, world_size=2)
+    rows = torch.arange(6.0).view(3, 2) if rank == 0 else torch.zeros(0, 2)
+    got = all_gather_cat(rows, info)
+    idx = all_gather_cat(torch.tensor([rank, rank + 10]), info)
+    if rank == 0:
+        torch.save({"rows": got, "idx": idx}, out)
+    dist.destroy_process_group()
+
+
+def test_all_gather_cat_takes_parts_of_different_lengths(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = str(tmp_path / "gathered.pt")
+    ctx = mp.spawn(_gather_uneven, args=(port, out), nprocs=2, join=False)
+    deadline = time.monotonic() + 120  # equal-length gathers of unequal parts hang
+    while not ctx.join(timeout=5):  # True once every process ended (raises if one failed)
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("all_gather_cat hung on parts of different lengths")
+    got = torch.load(out)
+    assert torch.equal(got["rows"], torch.arange(6.0).view(3, 2))
+    assert got["idx"].tolist() == [0, 10, 1, 11]

@@ -183,11 +183,15 @@ def test_corrupt_files_train_to_the_end(tmp_path, synth, capsys):
                        train={"epochs": 1})
     assert main(["train", str(cfg), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "unreadable file(s) were replaced" in err
+    assert "3 unreadable training file(s) were replaced by other clips" in err
     for name in ("empty.mp4", "text.mp4", "missing.mp4"):
         assert name in err
+    # validation does not score a replacement clip under the bad file's name: it skips it
+    assert "1 unreadable validation file(s) were skipped (not scored):" in err
+    assert "truncated.mp4" in err and "skipped: 1" in err
     record = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][-1]
-    assert record["kind"] == "epoch" and record["bad_files"] >= 3
+    assert record["kind"] == "epoch" and record["bad_files"] == 4
+    assert record["val_skipped"] == 1 and record["val_num_videos"] == 4
     assert (out / "checkpoints" / "last" / "model.safetensors").is_file()
 
 

@@ -71,3 +71,70 @@ def test_old_import_paths_still_work(tmp_path, video):
     assert vidcls.explain.explain_video is vidcls.inference.explain.explain_video
     ckpt = _checkpoint(tmp_path)
     assert vidcls.predict(video, ckpt, top_k=2) == predict(video, ckpt, top_k=2)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
+def test_an_unavailable_device_is_a_one_line_error(tmp_path, video, capsys):
+    from vidcls.cli import main
+
+    ckpt = _checkpoint(tmp_path)
+    assert main(["predict", str(video), "--checkpoint", str(ckpt), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vidcls predict: error: --device: 'cuda' requested but CUDA is not "
+                          "available") and "use --device cpu or --device auto" in err
+    assert err.count("\n") == 1
+    assert main(["predict", str(video), "--checkpoint", str(ckpt), "--device", "tpu"]) == 2
+    assert "'tpu' is not a device vidcls runs on" in capsys.readouterr().err
+    assert Predictor(ckpt, device="auto").device == torch.device("cpu")
+
+
+def test_multi_label_checkpoints_predict_sigmoid_probabilities(tmp_path, video):
+    model = tiny_model("tsm_resnet18", num_frames=4)
+    path = save_model_checkpoint(tmp_path / "ml", model, preprocessing=DENSE, classes=CLASSES,
+                                 multi_label=True)
+    pred = Predictor(path)
+    views = pred.dataset([str(video)], num_crops=3)[0]["clip"]  # (3, T, 3, 32, 32)
+    mean = torch.tensor(pred.preprocessing.mean).view(3, 1, 1)
+    std = torch.tensor(pred.preprocessing.std).view(3, 1, 1)
+    with torch.no_grad():
+        expected = pred.model((views.float() / 255 - mean) / std).sigmoid().mean(0)
+    torch.testing.assert_close(pred.probabilities(views), expected, atol=1e-6, rtol=0)
+    result = pred(video, top_k=3, num_crops=3)[0]
+    assert result["multi_label"] is True
+    assert [p["probability"] for p in result["predictions"]] == pytest.approx(
+        sorted(expected.tolist(), reverse=True), abs=1e-6)
+    assert "multi_label" not in Predictor(_checkpoint(tmp_path))(video)[0]  # single-label
+
+
+def test_a_portrait_phone_video_is_predicted_upright(tmp_path):
+    """A clip stored landscape with a 90° display rotation gives the model the same input as
+    the same clip stored upright (lossless encodes, so the pixels can be compared)."""
+    import av
+    import numpy as np
+
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("this PyAV cannot write a display matrix")
+
+    def lossless(path, frames, display_ccw=None):
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("libx264", rate=25)
+            s.height, s.width = frames.shape[1:3]
+            s.pix_fmt = "yuv444p"
+            s.options = {"qp": "0", "preset": "ultrafast"}
+            if display_ccw is not None:
+                s.set_display_rotation(display_ccw)
+            for img in frames:
+                for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    c.mux(packet)
+            for packet in s.encode():
+                c.mux(packet)
+        return path
+
+    stored = moving_frames(16, 40, 56)  # landscape (T, 40, 56, 3)
+    upright = np.ascontiguousarray(np.rot90(stored, k=-1, axes=(1, 2)))  # (T, 56, 40, 3)
+    phone = lossless(tmp_path / "phone.mp4", stored, display_ccw=-90)  # a portrait iPhone clip
+    plain = lossless(tmp_path / "upright.mp4", upright)
+    pred = Predictor(_checkpoint(tmp_path))
+    a, b = pred.load_clip(phone)[0], pred.load_clip(plain)[0]
+    assert torch.equal(a, b)
+    assert not torch.equal(a, pred.load_clip(lossless(tmp_path / "flat.mp4", stored))[0])

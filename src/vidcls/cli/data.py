@@ -28,6 +28,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
                         workers=args.workers, overwrite=args.force)
     except ValueError as err:
         return fail("synth", err)
+    except OSError as err:  # unwritable or not a directory: name the place and the reason
+        return fail("synth", OSError(f"cannot write the dataset to {args.out_dir}: "
+                                     f"{err.strerror or err} ({err.filename or args.out_dir}); "
+                                     f"choose a writable OUT_DIR"))
     what = "reused existing" if info["seconds"] == 0 else f"wrote in {info['seconds']:.1f} s"
     print(f"{args.kind} dataset in {info['root']} ({what}): {info['num_train']} train + "
           f"{info['num_val']} val videos, {len(info['classes'])} classes")
@@ -47,6 +51,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                            filename_tmpl=args.filename_tmpl, progress=not args.quiet)
     print(f"{fmt} dataset {args.dataset} ({args.split}): {report.summary(limit=args.show)}"
           f"  [{time.monotonic() - start:.1f} s]")
+    if report.rotated:
+        print(report.rotation_summary())
     if args.out:
         report.write(args.out)
         print(f"bad-file report written to {args.out}")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vidcls.cli._common import fail
+from vidcls.cli._common import add_model_source, fail, model_source
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -15,9 +15,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not Path(args.video).is_file():
         return fail("explain", FileNotFoundError(f"video {args.video!r} not found"))
     try:
-        record = explain_video(args.video, args.checkpoint, args.output, target=args.target,
+        record = explain_video(args.video, model_source(args), args.output, target=args.target,
                                method=args.method, alpha=args.alpha, fps=args.fps)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # OSError: also a failed download (--model)
         return fail("explain", err)
     if args.json:
         print(json.dumps(record, indent=2))
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
                                                      "OUTPUT/explain.mp4 and "
                                                      "OUTPUT/explain.json.")
     p.add_argument("video", metavar="VIDEO")
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    add_model_source(p)
     p.add_argument("--output", "-o", required=True, help="output directory")
     p.add_argument("--method", default="auto", choices=["auto", "rollout", "gradcam"])
     p.add_argument("--class", dest="target", default=None, metavar="CLASS",

@@ -15,7 +15,9 @@ process (decoding is CPU-bound and a crashing decoder must not take the scan dow
   - ``mode="full"``: decode every frame sequentially and compare the count with the index
     (catches damage in the middle of a file; as slow as decoding the dataset once).
 
-The result is a ``BadFileReport`` (the same one training prints at the end of an epoch).
+The result is a ``BadFileReport`` (the same one training prints at the end of an epoch). The
+scan also notes videos stored with a rotation flag (phone videos: ``rotated``), which the
+readers turn upright.
 """
 from __future__ import annotations
 
@@ -35,6 +37,25 @@ from .video import VideoDecodeError, VideoReader, open_video
 logger = logging.getLogger("vidcls.data")
 
 
+class NoUsableVideos(ValueError):
+    """Every video a split served failed to decode: nothing to train on or to score.
+
+    ``bad`` holds the ``"path: reason"`` entries, ``total`` the number of files; ``report``
+    is where the bad-file report was written (``with_report``)."""
+
+    def __init__(self, source: str, bad: Sequence[str], total: int, report: str | None = None):
+        self.source, self.bad, self.total, self.report = source, list(bad), total, report
+        failed = len({b.partition(": ")[0] for b in self.bad})
+        what = f"all {total} files" if failed >= total else f"{failed} of {total} files"
+        where = f" {report}" if report else ""
+        super().__init__(f"no usable videos in {source}: {what} failed to decode (see the "
+                         f"bad-file report{where}; `vidcls data check` lists them too)")
+
+    def with_report(self, path: str | os.PathLike) -> "NoUsableVideos":
+        """The same error, naming the report file written for it."""
+        return NoUsableVideos(self.source, self.bad, self.total, str(path))
+
+
 class BadFileReport:
     """Aggregates the ``bad`` entries of batches (from any worker) into one report per epoch.
 
@@ -47,6 +68,7 @@ class BadFileReport:
         self.files: dict[str, str] = {}  # path -> reason (first seen)
         self.substitutions = 0  # every replacement, including repeats of the same file
         self.checked = 0  # files looked at (``vidcls data check``)
+        self.rotated: dict[str, int] = {}  # path -> clockwise degrees (``vidcls data check``)
 
     def add(self, path: str, reason: str) -> None:
         self.substitutions += 1
@@ -60,6 +82,7 @@ class BadFileReport:
             self.checked += bad.checked
             for p, r in bad.files.items():
                 self.files.setdefault(p, r)
+            self.rotated.update(bad.rotated)
             return self
         if isinstance(bad, dict):
             bad = bad.get("bad", [])
@@ -88,6 +111,16 @@ class BadFileReport:
             lines.append(f"  ... and {len(items) - limit} more")
         return head + ":\n" + "\n".join(lines)
 
+    def rotation_summary(self) -> str:
+        """``"rotated 90°: 2, rotated 270°: 1 (turned upright when read)"``, or ``""``."""
+        if not self.rotated:
+            return ""
+        counts: dict[int, int] = {}
+        for degrees in self.rotated.values():
+            counts[degrees] = counts.get(degrees, 0) + 1
+        parts = ", ".join(f"rotated {d}°: {n}" for d, n in sorted(counts.items()))
+        return f"{parts} (phone videos; their frames are turned upright when read)"
+
     def log(self, log: logging.Logger | None = None, prefix: str = "") -> None:
         """Warn with the summary when there were bad files (silent otherwise)."""
         if self.files:
@@ -98,7 +131,8 @@ class BadFileReport:
         p = Path(path)
         if p.suffix == ".json":
             p.write_text(json.dumps({"checked": self.checked, "substitutions": self.substitutions,
-                                     "bad_files": self.files}, indent=2) + "\n")
+                                     "bad_files": self.files, "rotated": self.rotated},
+                                    indent=2) + "\n")
         else:
             p.write_text("".join(f"{k}\t{v}\n" for k, v in sorted(self.files.items())))
 
@@ -107,10 +141,10 @@ class BadFileReport:
 MODES = ("open", "sample", "full")
 
 
-def check_video(path: str, *, mode: str = "sample", num_frames: int = 8,
-                known_frames: int | None = None, filename_tmpl: str | None = None
-                ) -> str | None:
-    """Why ``path`` (a video file or frame folder) is unusable, or ``None`` when it is fine."""
+def inspect_video(path: str, *, mode: str = "sample", num_frames: int = 8,
+                  known_frames: int | None = None, filename_tmpl: str | None = None
+                  ) -> tuple[str | None, int]:
+    """``(why path is unusable or None, its rotation in clockwise degrees)``."""
     if mode not in MODES:
         raise ValueError(f"unknown check mode {mode!r}; use one of {', '.join(MODES)}")
     try:
@@ -123,19 +157,27 @@ def check_video(path: str, *, mode: str = "sample", num_frames: int = 8,
                 if isinstance(reader, VideoReader):
                     n = len(reader.decode_all())
                     if n != total:
-                        return f"only {n} of {total} frames decode (damaged stream)"
+                        return f"only {n} of {total} frames decode (damaged stream)", 0
                 else:
                     reader.get_frames(range(total))
+            return None, reader.rotation
     except VideoDecodeError as e:
-        return e.reason
+        return e.reason, 0
     except Exception as e:  # anything else a broken file can provoke
-        return f"{type(e).__name__}: {e}".splitlines()[0][:200]
-    return None
+        return f"{type(e).__name__}: {e}".splitlines()[0][:200], 0
 
 
-def _check_one(args: tuple) -> tuple[str, str | None]:
+def check_video(path: str, *, mode: str = "sample", num_frames: int = 8,
+                known_frames: int | None = None, filename_tmpl: str | None = None
+                ) -> str | None:
+    """Why ``path`` (a video file or frame folder) is unusable, or ``None`` when it is fine."""
+    return inspect_video(path, mode=mode, num_frames=num_frames, known_frames=known_frames,
+                         filename_tmpl=filename_tmpl)[0]
+
+
+def _check_one(args: tuple) -> tuple[str, str | None, int]:
     path, kwargs = args
-    return path, check_video(path, **kwargs)
+    return (path, *inspect_video(path, **kwargs))
 
 
 def check_records(records: Sequence[VideoRecord], *, workers: int = 2, mode: str = "sample",
@@ -150,10 +192,12 @@ def check_records(records: Sequence[VideoRecord], *, workers: int = 2, mode: str
     start = time.monotonic()
 
     def consume(results):
-        for n, (path, reason) in enumerate(results, 1):
+        for n, (path, reason, rotation) in enumerate(results, 1):
             report.checked += 1
             if reason is not None:
                 report.add(path, reason)
+            if rotation:
+                report.rotated[path] = rotation
             if progress and (n % 100 == 0 or n == len(jobs)):
                 print(f"\rchecked {n}/{len(jobs)}, {len(report)} bad, "
                       f"{time.monotonic() - start:.0f} s", end="", file=sys.stderr, flush=True)

@@ -8,6 +8,9 @@ Bad data never stops a run: a file that cannot be opened or decoded is logged on
 reason), replaced by the next record (``index + 1``, ``+ 2``, ... deterministically), and
 reported in the sample's ``bad`` field so the training loop can aggregate the list in the main
 process even when the loading happened in ``DataLoader`` workers (``bad_files.BadFileReport``).
+Scoring must not replace (a replaced video would be scored with another video's clip), so
+evaluation datasets use ``substitute_bad=False``: the item of a bad file comes back with
+``clip=None`` and ``collate_clips`` leaves it out of the batch (listing it in ``skipped``).
 """
 from __future__ import annotations
 
@@ -38,10 +41,15 @@ class VideoClipDataset(Dataset):
       - ``index``: ``i`` (also when another sample was substituted).
       - ``bad``: ``"path: reason"`` for every file skipped to serve this item.
 
+    A bad file is replaced by the next record (up to ``max_retries`` times). With
+    ``substitute_bad=False`` (scoring), or when every replacement failed too, the item has
+    ``clip=None``: ``collate_clips`` drops it from the batch. ``multi_label``: multi-hot float
+    labels (BCE training, mAP); ``None`` = when any record has several labels.
+
     ``transform`` receives the decoded ``uint8 (T, H, W, 3)`` array of one clip; when it has a
     ``with_label(frames, label, rng)`` method (``TrainTransform``) that is used, so a flip can
     swap direction labels. All clips of one item share one augmentation draw. With
-    ``max_retries=0`` a bad file raises ``VideoDecodeError`` instead of being replaced. Randomness comes
+    ``max_retries=0`` a bad file raises ``VideoDecodeError`` instead. Randomness comes
     from a generator seeded by ``(seed, epoch, index, torch.initial_seed())``: reproducible for a
     given torch seed, different in every epoch and ``DataLoader`` worker; call ``set_epoch`` when
     loading in the main process.
@@ -60,7 +68,8 @@ class VideoClipDataset(Dataset):
                  transform: Callable | None = None, num_clips: int = 1, twice: bool = False,
                  filename_tmpl: str | None = None, start_index: int | None = None,
                  seed: int = 0, max_retries: int = 10, reader_options: dict | None = None,
-                 cache_mb: float = 0.0):
+                 cache_mb: float = 0.0, substitute_bad: bool = True,
+                 multi_label: bool | None = None, source: str | None = None):
         if not records:
             raise ValueError("VideoClipDataset needs at least one record")
         if sampling not in ("segment", "dense"):
@@ -89,7 +98,11 @@ class VideoClipDataset(Dataset):
         self._frame_cache: dict[str, np.ndarray] = {}
         self._cache_left = int(self.cache_mb * 2**20)  # bytes; 0 = no (more) caching
         self.epoch = 0
-        self.multi_label = any(isinstance(r.label, list) for r in self.records)
+        self.substitute_bad = substitute_bad
+        # where the records come from (an annotation file), for error messages
+        self.source = source or "the dataset"
+        self.multi_label = (any(isinstance(r.label, list) for r in self.records)
+                            if multi_label is None else bool(multi_label))
         bad_label = next((r for r in self.records if any(
             not -1 <= x < len(self.classes) for x in (r.label if isinstance(r.label, list)
                                                       else [r.label]))), None)
@@ -124,6 +137,11 @@ class VideoClipDataset(Dataset):
     @property
     def labels(self) -> list:
         return [r.label for r in self.records]
+
+    @property
+    def num_files(self) -> int:
+        """Distinct videos (a list may name one several times)."""
+        return len({r.path for r in self.records})
 
     def _rng(self, index: int, purpose: int) -> np.random.Generator:
         """Independent streams for frame sampling (0) and augmentation (1) of one item."""
@@ -206,7 +224,7 @@ class VideoClipDataset(Dataset):
             raise IndexError(f"index {index} out of range for a dataset of {n} samples")
         index = index % n
         bad: list[str] = []
-        attempts = min(self.max_retries, n - 1) + 1
+        attempts = min(self.max_retries, n - 1) + 1 if self.substitute_bad else 1
         for attempt in range(attempts):
             j = (index + attempt) % n
             rec = self.records[j]
@@ -222,21 +240,32 @@ class VideoClipDataset(Dataset):
             if clip.shape[0] == 1:
                 clip = clip[0]  # (T, 3, h, w)
             return {"clip": clip, "label": self._label(label), "index": index, "bad": bad}
-        raise RuntimeError(f"{len(bad)} bad samples in a row from index {index} (last: "
-                           f"{bad[-1]}); check the dataset with `vidcls data check`")
+        # nothing readable to serve this item: it is left out of its batch (collate_clips)
+        return {"clip": None, "label": self._label(self.records[index].label), "index": index,
+                "bad": bad}
 
 
 def collate_clips(batch: list[dict]) -> dict:
-    """``DataLoader`` collate: stack clips and labels, concatenate the ``bad`` lists."""
-    shapes = {tuple(b["clip"].shape) for b in batch}
+    """``DataLoader`` collate: stack clips and labels, concatenate the ``bad`` lists.
+
+    Items without a clip (unreadable files, see ``VideoClipDataset``) are left out; their
+    indices are listed in ``skipped``. When no item has a clip, ``clip`` and ``label`` are
+    ``None`` and ``index`` is empty.
+    """
+    kept = [b for b in batch if b["clip"] is not None]
+    out = {"skipped": [b["index"] for b in batch if b["clip"] is None],
+           "bad": [s for b in batch for s in b["bad"]],
+           "index": torch.tensor([b["index"] for b in kept], dtype=torch.long)}
+    if not kept:
+        return {**out, "clip": None, "label": None}
+    shapes = {tuple(b["clip"].shape) for b in kept}
     if len(shapes) > 1:
         raise ValueError(f"clips in a batch have different shapes {sorted(shapes)}; give the "
                          "dataset a transform that crops to a fixed size")
-    labels = [b["label"] for b in batch]
+    labels = [b["label"] for b in kept]
     return {
-        "clip": torch.stack([b["clip"] for b in batch]),  # (B, [V,] T, 3, H, W)
+        **out,
+        "clip": torch.stack([b["clip"] for b in kept]),  # (B, [V,] T, 3, H, W)
         "label": torch.stack(labels) if isinstance(labels[0], torch.Tensor)
         else torch.tensor(labels, dtype=torch.long),
-        "index": torch.tensor([b["index"] for b in batch], dtype=torch.long),
-        "bad": [s for b in batch for s in b["bad"]],
     }

@@ -33,6 +33,13 @@ the samples per class (``vidcls data info``).
 Each format is one private parser ``_<format>(root, ann_file, split, options)`` returning
 ``(records, classes)``; ``FORMATS`` is derived from the table of parsers, so a new format is one
 function plus one table entry. ``VideoClipDataset`` (``dataset.py``) turns records into clips.
+
+List lines are read from the right (``split_list_line``): the label columns are the trailing
+integers, so a path may contain spaces (``videos/a b.mp4 0``); a line that starts with a quote
+is split shell-style (``"videos/a \\"b\\".mp4" 0``).
+
+Long because: the eight parsers are short functions sharing the line, label and class-list
+helpers; a module per format would mostly repeat those.
 """
 from __future__ import annotations
 
@@ -40,6 +47,7 @@ import csv
 import json
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
@@ -85,6 +93,46 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     with open(path, encoding="utf-8") as f:
         return [(n, line.strip()) for n, line in enumerate(f, 1)
                 if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _is_int(token: str) -> bool:
+    return re.fullmatch(r"[-+]?[0-9]+", token) is not None
+
+
+def split_list_line(line: str, min_numbers: int, *, where: str = "",
+                    exists: Callable[[str], bool] | None = None) -> tuple[str, list[str]]:
+    """``path n1 n2 ...`` -> ``(path, [n1, n2, ...])``, reading the integer columns from the
+    right, so a path may contain spaces (``videos/a b.mp4 0``).
+
+    A line that starts with a quote is split shell-style instead (``"videos/a \\"b\\".mp4" 0``
+    or ``'a b.mp4' 0``). Otherwise every trailing integer token is a number column (the path
+    keeps at least one token); when that path does not exist (``exists``) but one that also
+    takes some of the leading integer tokens does (``clip 2 5`` = the video ``clip 2``, label
+    5), the existing one wins, keeping at least ``min_numbers`` columns. The numbers come back
+    as text; ``where`` (``file:line``) prefixes errors.
+    """
+    if line and line[0] in "\"'":
+        try:
+            tokens = shlex.split(line, comments=False, posix=True)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err} in {line!r} (close the quote around the path)"
+                             ) from None
+        return tokens[0], tokens[1:]
+    spans = [m.span() for m in re.finditer(r"\S+", line)]
+    tokens = [line[a:b] for a, b in spans]
+    k = 0  # trailing integer tokens
+    while k < len(tokens) - 1 and _is_int(tokens[-1 - k]):
+        k += 1
+
+    def path_of(numbers: int) -> str:
+        return line[: spans[len(tokens) - numbers - 1][1]]
+
+    if exists is not None and k > min_numbers and not exists(path_of(k)):
+        for fewer in range(k - 1, min_numbers - 1, -1):
+            if exists(path_of(fewer)):
+                k = fewer
+                break
+    return path_of(k), tokens[len(tokens) - k:]
 
 
 def _parse_labels(tokens: Sequence[str], path: Path, lineno: int) -> int | list[int]:
@@ -151,38 +199,62 @@ def _folder(root: Path, ann_file, split: str, options: dict):
     return records, classes
 
 
+_LIST_SUFFIXES = {"list": (".txt", "list.txt", "_list.txt"),
+                  "rawframes": (".txt", "_videofolder.txt", "_list_rawframes.txt")}
+
+
+def _list_file(fmt: str, root: Path, split: str) -> Path:
+    """The default annotation file of a ``list`` / ``rawframes`` split (``root/train.txt``...)."""
+    what = f"{split} list file" if fmt == "list" else f"{split} rawframe list"
+    return _first_existing([root / f"{n}{suffix}" for n in _split_names(split)
+                            for suffix in _LIST_SUFFIXES[fmt]], what, " (pass ann_file=)")
+
+
+def annotation_file(fmt: str, root: str | os.PathLike, split: str = "train",
+                    ann_file: str | os.PathLike | None = None) -> Path | None:
+    """The list file a ``list`` / ``rawframes`` split is read from (for messages that name
+    it); ``None`` for other formats or when it cannot be found."""
+    if ann_file:
+        return Path(ann_file)
+    if fmt not in _LIST_SUFFIXES:
+        return None
+    try:
+        return _list_file(fmt, Path(root), split)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def _list(root: Path, ann_file, split: str, options: dict):
-    ann = Path(ann_file) if ann_file else _first_existing(
-        [root / f"{n}{suffix}" for n in _split_names(split)
-         for suffix in (".txt", "list.txt", "_list.txt")], f"{split} list file",
-        " (pass ann_file=)")
+    ann = Path(ann_file) if ann_file else _list_file("list", root, split)
     prefix = Path(options.get("data_prefix", root))
     records = []
     for lineno, line in _read_lines(ann):
-        tokens = line.split()
-        records.append(VideoRecord(_resolve(prefix, tokens[0]),
-                                   _parse_labels(tokens[1:], ann, lineno)))
+        path, labels = split_list_line(line, 1, where=f"{ann}:{lineno}",
+                                       exists=lambda p: os.path.exists(_resolve(prefix, p)))
+        words = line.split()
+        if not labels and len(words) > 1 and line[0] not in "\"'":
+            labels = words[-1:]  # "v.mp4 walking": a label that is not a number
+        records.append(VideoRecord(_resolve(prefix, path), _parse_labels(labels, ann, lineno)))
     return records, _classes_for_list(ann, root, options, _max_label(records))
 
 
 def _rawframes(root: Path, ann_file, split: str, options: dict):
-    ann = Path(ann_file) if ann_file else _first_existing(
-        [root / f"{n}{suffix}" for n in _split_names(split)
-         for suffix in (".txt", "_videofolder.txt", "_list_rawframes.txt")],
-        f"{split} rawframe list", " (pass ann_file=)")
+    ann = Path(ann_file) if ann_file else _list_file("rawframes", root, split)
     prefix = Path(options.get("data_prefix", root))
     records = []
     for lineno, line in _read_lines(ann):
-        tokens = line.split()
-        if len(tokens) < 3:
-            raise ValueError(f"{ann}:{lineno}: expected 'frame_dir num_frames label', got {line!r}")
-        try:
-            n = int(tokens[1])
-        except ValueError:
-            raise ValueError(f"{ann}:{lineno}: num_frames must be an integer, got {tokens[1]!r}"
-                             ) from None
-        records.append(VideoRecord(_resolve(prefix, tokens[0]),
-                                   _parse_labels(tokens[2:], ann, lineno), num_frames=n))
+        path, numbers = split_list_line(line, 2, where=f"{ann}:{lineno}",
+                                        exists=lambda p: os.path.isdir(_resolve(prefix, p)))
+        if len(numbers) < 2 or not _is_int(numbers[0]):
+            words = line.split()
+            if len(words) < 3:
+                raise ValueError(f"{ann}:{lineno}: expected 'frame_dir num_frames label', "
+                                 f"got {line!r}")
+            bad = numbers[0] if numbers else path.split()[-1]
+            raise ValueError(f"{ann}:{lineno}: num_frames must be an integer, got {bad!r}")
+        records.append(VideoRecord(_resolve(prefix, path),
+                                   _parse_labels(numbers[1:], ann, lineno),
+                                   num_frames=int(numbers[0])))
     return records, _classes_for_list(ann, root, options, _max_label(records))
 
 
@@ -378,6 +450,15 @@ def build_records(fmt: str, *, root: str | os.PathLike, ann_file: str | os.PathL
     return records, classes
 
 
+def _looks_like_rawframes(line: str, root: Path) -> bool:
+    """A list line ``frame_dir num_frames label`` whose first column is a folder."""
+    try:
+        path, numbers = split_list_line(line, 2, exists=lambda q: (root / q).is_dir())
+    except ValueError:
+        return False
+    return len(numbers) >= 2 and (root / path).is_dir()
+
+
 def detect_format(root: str | os.PathLike) -> str:
     """Guess the annotation format of a dataset folder from the files it contains."""
     r = Path(root)
@@ -400,9 +481,8 @@ def detect_format(root: str | os.PathLike) -> str:
     for name in ("train.txt", "val.txt", "train_videofolder.txt"):
         if (r / name).is_file():
             lines = _read_lines(r / name)
-            tokens = lines[0][1].split() if lines else []
-            if name.endswith("videofolder.txt") or (
-                    len(tokens) >= 3 and (r / tokens[0]).is_dir()):
+            if name.endswith("videofolder.txt") or (lines and _looks_like_rawframes(
+                    lines[0][1], r)):
                 return "rawframes"
             return "list"
     return "folder"
@@ -412,16 +492,19 @@ def parse_dataset_spec(spec: str) -> tuple[str, str, str | None]:
     """``"FORMAT:ROOT"``, a dataset folder, or a list file -> ``(format, root, ann_file)``.
 
     ``"list:data/synth"``, ``"ucf101:/data/UCF101"``, ``"data/synth"`` (format detected) or
-    ``"data/synth/val.txt"`` (a list file; root = its folder).
+    ``"data/synth/val.txt"`` (a list file; root = its folder). A format with an annotation
+    *file* (``"list:data/synth/train.txt"``, ``"rawframes:lists/val.txt"``) is that file, its
+    root the file's folder.
     """
     fmt, sep, rest = spec.partition(":")
     if sep and fmt in _PARSERS:
+        if Path(rest).is_file():
+            return fmt, str(Path(rest).parent), rest
         return fmt, rest, None
     p = Path(spec)
     if p.is_file():
         lines = _read_lines(p)
-        tokens = lines[0][1].split() if lines else []
-        fmt = "rawframes" if len(tokens) >= 3 and (p.parent / tokens[0]).is_dir() else "list"
+        fmt = "rawframes" if lines and _looks_like_rawframes(lines[0][1], p.parent) else "list"
         return fmt, str(p.parent), str(p)
     return detect_format(p), spec, None
 

@@ -11,7 +11,8 @@ seeks or indexes the file first, so it also works on live input that has no end:
 - anything else PyAV opens: files, ``rtsp://`` / ``http://`` URLs.
 
 A stream that breaks off (a dropped connection, a corrupt tail) ends with a warning instead
-of an error.
+of an error. Frames are turned upright by the video's rotation flag (phone videos), as
+``VideoReader`` does (``video.frame_to_rgb``).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .video import FrameFolderReader
+from .video import FrameFolderReader, frame_to_rgb, tag_rotation
 
 
 @dataclass
@@ -72,13 +73,14 @@ def _pyav_frames(source: str, input_format: str | None, options: dict | None) ->
         stream.thread_type = "AUTO"
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate else None
+    rotation = tag_rotation(stream)  # used when frames carry no display matrix
 
     def frames():
         try:
             for frame in container.decode(stream):
                 t = float(frame.pts * stream.time_base) if frame.pts is not None and \
                     stream.time_base else None
-                yield frame.to_ndarray(format="rgb24"), t
+                yield frame_to_rgb(frame, rotation), t
         except av.error.FFmpegError as err:  # a dropped connection or corrupt tail ends the
             warnings.warn(f"stream {source!r} ended early: {err}")  # stream, not the program
         finally:

@@ -24,6 +24,12 @@ picks the right reader for a path.
 Failures (missing, empty, non-video, audio-only, truncated, undecodable) raise
 ``VideoDecodeError`` with a one-line ``reason`` that the dataset reports.
 
+Frames come out as a player shows them: phone videos are usually stored landscape with a
+rotation flag (the container's display matrix, or an older ``rotate`` stream tag of 90 / 180 /
+270), and ``frame_to_rgb`` turns every decoded frame upright by it. ``VideoReader.rotation``
+says by how much (clockwise degrees, as the ``rotate`` tag counts) and ``metadata`` reports
+width and height after the rotation. Mirroring display matrices are not applied.
+
 Reading a live stream in order (camera, URL) is ``sources.open_source``; encoding video is
 ``writer.write_video`` / ``writer.VideoWriter``.
 
@@ -76,6 +82,44 @@ class VideoMetadata:
     height: int
     codec: str
     header_frames: int | None = None  # what the container header claimed (may be wrong or 0)
+    rotation: int = 0  # clockwise degrees a player turns the stored frames (width/height: after)
+
+
+# --------------------------------------------------------------------------- rotation
+def tag_rotation(stream) -> int:
+    """Clockwise degrees (0 / 90 / 180 / 270) of a stream's ``rotate`` tag (what FFmpeg before
+    version 5 exported for phone videos, and what some containers still carry); 0 when absent
+    or not a multiple of 90."""
+    for key, value in (getattr(stream, "metadata", None) or {}).items():
+        if key.lower() == "rotate":
+            try:
+                degrees = float(value)
+            except (TypeError, ValueError):
+                return 0
+            return int(degrees) % 360 if degrees % 90 == 0 else 0
+    return 0
+
+
+def display_rotation(frame, default: int = 0) -> int:
+    """Clockwise degrees to turn a decoded PyAV ``frame`` upright: its display matrix (PyAV's
+    ``frame.rotation`` is counter-clockwise), else ``default`` (the stream's ``rotate`` tag).
+    Angles that are not a multiple of 90 are not applied (FFmpeg's players skip them too)."""
+    ccw = getattr(frame, "rotation", 0) or 0  # PyAV < 13 has no frame.rotation
+    if ccw == 0:
+        return default
+    return int(-ccw) % 360 if ccw % 90 == 0 else 0
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """``uint8 (H, W, 3)`` turned ``rotation`` degrees clockwise (contiguous)."""
+    if rotation % 360 == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))  # rot90 turns anti-clockwise
+
+
+def frame_to_rgb(frame, default_rotation: int = 0) -> np.ndarray:
+    """A decoded PyAV video frame as upright RGB ``uint8 (H, W, 3)``, as a player shows it."""
+    return upright(frame.to_ndarray(format="rgb24"), display_rotation(frame, default_rotation))
 
 
 def _check_file(path: Path) -> None:
@@ -115,6 +159,7 @@ class VideoReader:
         self.seeks = 0
         self._threads = threads
         self._container = None
+        self._rotation: int | None = None  # clockwise degrees, known after the first decode
         _check_file(self.path)
         try:
             self._open()
@@ -138,6 +183,7 @@ class VideoReader:
         self._stream = self._pick_stream()
         self._stream.thread_type = "AUTO"  # frame + slice threads: several x faster on HD
         self._stream.thread_count = self._threads
+        self._tag_rotation = tag_rotation(self._stream)
 
     def _pick_stream(self):
         import av
@@ -201,15 +247,15 @@ class VideoReader:
         header = self._stream.frames or 0
         if header > n + max(2, 0.05 * header):
             return f"truncated: header says {header} frames, file holds {n}"
-        md = self.metadata
+        fps, duration = self._timing()
         expected = None
         if self._stream.duration and self._stream.time_base:
             expected = float(self._stream.duration * self._stream.time_base)
         elif self._container.duration and len(self._container.streams) == 1:
             expected = self._container.duration / 1_000_000  # AV_TIME_BASE units
-        if expected and md.duration and md.fps and expected > 1.1 * md.duration + 2 / md.fps:
+        if expected and duration and fps and expected > 1.1 * duration + 2 / fps:
             return (f"truncated: header says {expected:.2f} s, frames cover "
-                    f"{md.duration:.2f} s ({n} frames)")
+                    f"{duration:.2f} s ({n} frames)")
         return None
 
     # ------------------------------------------------------------- metadata
@@ -221,7 +267,26 @@ class VideoReader:
         return self._num_frames
 
     @property
-    def metadata(self) -> VideoMetadata:
+    def rotation(self) -> int:
+        """Clockwise degrees (0 / 90 / 180 / 270) a player turns this video's frames, as
+        ``get_frames`` does. Read from the first decoded frame (its display matrix) or the
+        stream's ``rotate`` tag; decodes frame 0 when nothing was decoded yet."""
+        if self._rotation is None:
+            try:
+                self.get_frames([0])
+            except VideoDecodeError:
+                self._rotation = self._tag_rotation
+        return self._rotation
+
+    def _rgb(self, frame) -> np.ndarray:
+        """A decoded frame as upright RGB; remembers the rotation for ``rotation``."""
+        rotation = display_rotation(frame, self._tag_rotation)
+        if self._rotation is None:
+            self._rotation = rotation
+        return upright(frame.to_ndarray(format="rgb24"), rotation)
+
+    def _timing(self) -> tuple[float | None, float | None]:
+        """``(fps, duration in seconds)`` from the frame index (the header's rate otherwise)."""
         s = self._stream
         tb = float(s.time_base) if s.time_base else None
         duration = None
@@ -234,9 +299,20 @@ class VideoReader:
             fps = float(s.average_rate)
         if duration is None and fps:
             duration = self._num_frames / fps
+        return fps, duration
+
+    @property
+    def metadata(self) -> VideoMetadata:
+        """Frame count, rate, duration, codec, and the size as displayed (after ``rotation``)."""
+        s = self._stream
+        fps, duration = self._timing()
+        rotation = self.rotation
+        width, height = s.codec_context.width, s.codec_context.height
+        if rotation in (90, 270):
+            width, height = height, width
         return VideoMetadata(num_frames=self._num_frames, fps=fps, duration=duration,
-                             width=s.codec_context.width, height=s.codec_context.height,
-                             codec=s.codec_context.name, header_frames=s.frames or None)
+                             width=width, height=height, codec=s.codec_context.name,
+                             header_frames=s.frames or None, rotation=rotation)
 
     # ------------------------------------------------------------- decoding
     def _decode_from(self, seek_ts: int | None, skip_pts: set | None = None) -> Iterator:
@@ -361,7 +437,7 @@ class VideoReader:
                     check_key = False
                 pos = max(pos, i)
                 if i in remaining and i not in got:
-                    got[i] = frame.to_ndarray(format="rgb24")
+                    got[i] = self._rgb(frame)
                 if pos >= target:
                     break
             if target not in got:
@@ -376,7 +452,7 @@ class VideoReader:
         n = -1
         for n, frame in enumerate(self._decode_from(None)):
             if n in remaining:
-                got[n] = frame.to_ndarray(format="rgb24")
+                got[n] = self._rgb(frame)
             if n >= last:
                 break
         if len(got) < len(remaining):
@@ -389,7 +465,7 @@ class VideoReader:
     def decode_all(self) -> np.ndarray:
         """Every frame, sequentially: ``uint8 (N, H, W, 3)``. The reference for exactness tests."""
         try:
-            frames = [f.to_ndarray(format="rgb24") for f in self._decode_from(None)]
+            frames = [self._rgb(f) for f in self._decode_from(None)]
         except Exception as e:
             raise VideoDecodeError(self.path, f"decoding failed ({_short(e)})") from None
         if not frames:
@@ -484,6 +560,11 @@ class FrameFolderReader:
 
     def frame_path(self, index: int) -> Path:
         return self.path / self.filename_tmpl.format(index + self.start_index)
+
+    @property
+    def rotation(self) -> int:
+        """Frame images are stored upright (0), for the ``VideoReader`` interface."""
+        return 0
 
     @property
     def metadata(self) -> VideoMetadata:

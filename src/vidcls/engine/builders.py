@@ -13,7 +13,7 @@ from pathlib import Path
 from torch import nn
 
 from vidcls.data.dataset import VideoClipDataset
-from vidcls.data.formats import build_records
+from vidcls.data.formats import annotation_file, build_records
 from vidcls.data.transforms import build_train_transform
 from vidcls.engine import checkpoint as ckpt
 from vidcls.engine.config import Config, ConfigError
@@ -35,12 +35,36 @@ def read_split(cfg: Config, split: str):
     ann = split_ann(cfg, split)
     # "test" falls back to the validation annotations when none are given
     split_name = "val" if split == "test" and not d.test_ann else split
+    key = {"train": "data.train_ann", "val": "data.val_ann"}.get(split, "data.test_ann")
+    if split == "test" and not d.test_ann:
+        key = "data.val_ann"
     try:
-        return build_records(d.format, root=d.root, ann_file=ann, split=split_name,
-                             **d.format_options)
+        records, classes = build_records(d.format, root=d.root, ann_file=ann, split=split_name,
+                                         **d.format_options)
     except FileNotFoundError as err:
-        key = {"train": "data.train_ann", "val": "data.val_ann"}.get(split, "data.test_ann")
         raise ConfigError(f"{err} (check data.root={d.root!r} and {key})") from None
+    except ValueError as err:
+        if "has no samples" not in str(err):
+            raise ConfigError(f"{err} (check {key})") from None
+        where = f"{key}={ann!r}" if ann else f"the {split} annotations under data.root={d.root!r}"
+        raise ConfigError(f"the {split} list is empty: {where} names no video; add samples "
+                          f"or point {key} at a list that has them") from None
+    return records, classes
+
+
+def split_source(cfg: Config, split: str) -> str:
+    """What a split's records come from, for messages (its annotation file when known)."""
+    d = cfg.data
+    split_name = "val" if split == "test" and not d.test_ann else split
+    ann = annotation_file(d.format, d.root, split_name, split_ann(cfg, split))
+    return str(ann) if ann else f"{d.format}:{d.root} ({split})"
+
+
+def is_multi_label(cfg: Config, *record_lists) -> bool:
+    """``data.multi_label``, or (null) whether any record has several labels."""
+    if cfg.data.multi_label is not None:
+        return cfg.data.multi_label
+    return any(isinstance(r.label, list) for records in record_lists for r in records)
 
 
 def build_model(cfg: Config, num_classes: int, *, verbose: bool = True) -> nn.Module:
@@ -89,7 +113,10 @@ def _reader_kwargs(cfg: Config) -> dict:
     return dict(filename_tmpl=d.filename_tmpl, start_index=d.start_index, cache_mb=d.cache_mb)
 
 
-def build_train_dataset(cfg: Config, records, classes, prep: Preprocessing) -> VideoClipDataset:
+def build_train_dataset(cfg: Config, records, classes, prep: Preprocessing, *,
+                        multi_label: bool | None = None, source: str | None = None
+                        ) -> VideoClipDataset:
+    """Random crops and flips; an unreadable video is replaced by the next one."""
     d = cfg.data
     options = {}
     if d.crop == "multiscale":
@@ -101,13 +128,18 @@ def build_train_dataset(cfg: Config, records, classes, prep: Preprocessing) -> V
                                       flip=d.flip, flip_label_map=flip_map or None, **options)
     return VideoClipDataset(records, classes, num_frames=d.num_frames, sampling=d.sampling,
                             clip_len=d.clip_len, frame_interval=d.frame_interval, train=True,
-                            transform=transform, seed=cfg.seed, **_reader_kwargs(cfg))
+                            transform=transform, seed=cfg.seed, multi_label=multi_label,
+                            source=source or split_source(cfg, "train"), **_reader_kwargs(cfg))
 
 
 def build_eval_dataset(cfg: Config, records, classes, prep: Preprocessing, *, num_clips: int = 1,
-                       num_crops: int = 1, twice: bool = False) -> VideoClipDataset:
+                       num_crops: int = 1, twice: bool = False, multi_label: bool | None = None,
+                       source: str | None = None) -> VideoClipDataset:
     """Deterministic test views: ``num_clips`` clips (2 with ``twice``) x ``num_crops`` crops,
-    sampled and cropped as the model card ``prep`` says."""
+    sampled and cropped as the model card ``prep`` says. An unreadable video is skipped
+    (reported, left out of the metrics), never replaced by another video's clip."""
     return VideoClipDataset(records, classes, **prep.sampling_options(), train=False,
                             transform=prep.eval_transform(num_crops), num_clips=num_clips,
-                            twice=twice, seed=cfg.seed, **_reader_kwargs(cfg))
+                            twice=twice, seed=cfg.seed, substitute_bad=False,
+                            multi_label=multi_label, source=source or split_source(cfg, "val"),
+                            **_reader_kwargs(cfg))

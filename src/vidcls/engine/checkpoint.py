@@ -13,20 +13,27 @@ Only safetensors and JSON are ever read back, so loading a checkpoint from an un
 cannot execute code. Writing is atomic at two levels: every file goes to a temporary name, is
 fsync'ed and renamed, and the whole directory is assembled as ``NAME.tmp`` and swapped in with
 renames, so a crash at any instant leaves either the old or the new checkpoint (``NAME.old`` is
-picked up if the crash fell between the two renames).
+picked up if the crash fell between the two renames). An interrupt (a second Ctrl-C) while the
+files are written drops the half-written ``NAME.tmp`` and keeps the previous checkpoint; the
+two renames themselves run with SIGINT / SIGTERM held back, so they always complete.
+
+A damaged weight file (a copy cut short) is named as such when read: "checkpoint X is damaged
+(truncated model.safetensors): ...", not a deserialisation error.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load as st_load
 from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save as st_save
 
@@ -98,6 +105,23 @@ def begin_checkpoint_dir(path: str | Path) -> Path:
     return tmp
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT / SIGTERM back (delivered on exit) in the main thread, where Python runs
+    signal handlers: a Ctrl-C cannot land between the two renames of a commit."""
+    can = hasattr(signal, "pthread_sigmask") and threading.current_thread() is \
+        threading.main_thread()
+    if not can:
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def commit_checkpoint_dir(tmp: Path, path: str | Path) -> Path:
     """Swap the assembled ``tmp`` in as ``path``: old -> PATH.old, tmp -> PATH, drop old."""
     path = Path(path)
@@ -105,9 +129,10 @@ def commit_checkpoint_dir(tmp: Path, path: str | Path) -> Path:
     _fsync_dir(tmp)
     if old.exists():
         shutil.rmtree(old)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
+    with _signals_held():
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
     _fsync_dir(path.parent)
     if old.exists():
         shutil.rmtree(old)
@@ -187,14 +212,57 @@ def save_model_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict |
     if meta is None:
         meta = build_meta(model, **meta_kwargs)
     tmp = begin_checkpoint_dir(path)
-    tensors = model_state_for_saving(model)
-    atomic_write_bytes(tmp / MODEL_FILE, st_save(tensors, metadata={"format": FORMAT}))
-    atomic_write_json(tmp / META_FILE, meta)
-    if train_state is not None:
-        state_tensors, state_json = train_state
-        atomic_write_bytes(tmp / STATE_TENSORS, st_save(state_tensors))
-        atomic_write_json(tmp / STATE_JSON, state_json)
+    try:
+        tensors = model_state_for_saving(model)
+        atomic_write_bytes(tmp / MODEL_FILE, st_save(tensors, metadata={"format": FORMAT}))
+        atomic_write_json(tmp / META_FILE, meta)
+        if train_state is not None:
+            state_tensors, state_json = train_state
+            atomic_write_bytes(tmp / STATE_TENSORS, st_save(state_tensors))
+            atomic_write_json(tmp / STATE_JSON, state_json)
+    except BaseException:  # an error or a Ctrl-C: the previous checkpoint stays as it was
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return commit_checkpoint_dir(tmp, path)
+
+
+def _safetensors_damage(file: Path) -> str | None:
+    """Why ``file`` cannot be a complete safetensors file, or ``None`` when its size adds up
+    (8-byte header length, JSON header, then the tensors' byte ranges)."""
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return f"truncated {file.name}: {size} bytes, not even the header length"
+        n = int.from_bytes(head, "little")
+        if 8 + n > size:
+            return f"truncated {file.name}: {size} bytes, the header alone needs {8 + n}"
+        try:
+            header = json.loads(f.read(n))
+            end = max([v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"],
+                      default=0)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return f"unreadable {file.name} header"
+    if 8 + n + end > size:
+        return f"truncated {file.name}: {size} of {8 + n + end} bytes"
+    return None
+
+
+def read_safetensors(file: str | Path, *, checkpoint: str | Path | None = None
+                     ) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file; a truncated or corrupt file is a ``ValueError``
+    naming the checkpoint and the damage."""
+    file = Path(file)
+    where = checkpoint if checkpoint is not None else file.parent
+    fix = "copy or convert it again, or use the run's other checkpoint (checkpoints/last, best)"
+    damage = _safetensors_damage(file)
+    if damage is None:
+        try:
+            return st_load_file(str(file))
+        except Exception as err:  # safetensors' own error type
+            damage = f"unreadable {file.name}: {str(err).splitlines()[0][:120]}"
+    kind, _, detail = damage.partition(": ")
+    raise ValueError(f"checkpoint {where} is damaged ({kind}): {detail or 'see above'}; {fix}")
 
 
 def read_meta(path: str | Path) -> dict:
@@ -230,7 +298,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu",
     build.pop("pretrained", None)
     name = build.pop("name")
     model = create_model(name, **build)
-    state = st_load_file(str(ckpt / MODEL_FILE))
+    state = read_safetensors(ckpt / MODEL_FILE, checkpoint=ckpt)
     if strict:
         load_filtered(model, state, source=f"checkpoint {ckpt}")
     else:
@@ -251,7 +319,7 @@ def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> list[str]:
     keys that were not taken from the checkpoint.
     """
     ckpt = resolve_checkpoint_dir(path)
-    state = st_load_file(str(ckpt / MODEL_FILE))
+    state = read_safetensors(ckpt / MODEL_FILE, checkpoint=ckpt)
     filter_fn = get_filter_fn(model.build_config["name"])
     return load_filtered(model, state, filter_fn, source=f"--init checkpoint {ckpt}")
 
@@ -311,8 +379,7 @@ def read_train_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not (ckpt / STATE_JSON).is_file() or not (ckpt / STATE_TENSORS).is_file():
         raise FileNotFoundError(f"{ckpt} holds weights only, no training state to resume from "
                                 f"(resume needs {STATE_JSON} and {STATE_TENSORS})")
-    with open(ckpt / STATE_TENSORS, "rb") as f:
-        tensors = st_load(f.read())
+    tensors = read_safetensors(ckpt / STATE_TENSORS, checkpoint=ckpt)
     with open(ckpt / STATE_JSON, encoding="utf-8") as f:
         obj = json.load(f)
     return tensors, obj

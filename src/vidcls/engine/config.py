@@ -8,13 +8,22 @@ inheritance: what you read in the file is the whole experiment.
 
 The ``model`` section is open: besides ``name`` and ``pretrained``, every key is an
 architecture option handed to ``create_model`` (``shift_div``, ``attention``, ``dropout`` ...).
-Those keys are checked against the builder's signature instead of a dataclass.
+Those keys are checked against the builder's signature instead of a dataclass, and
+``data.input_size`` against what the model takes (measured on the model, shapes only).
+
+Numbers are read as a person writes them: ``1e-3`` is a float (YAML 1.1 alone would make it a
+string). A YAML syntax error names the file, line and column.
+
+Long because: the schema is the documentation (every key is a dataclass field with its
+comment), and the loader, the type coercion and the value checks read those fields and stay
+next to them.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import inspect
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -28,6 +37,27 @@ from vidcls.data.formats import FORMATS
 
 class ConfigError(ValueError):
     """A config key is unknown, has the wrong type or an invalid value."""
+
+
+# YAML 1.1 (PyYAML) reads a float only with a dot and a signed exponent, so ``1e-3``, ``1E-3``
+# and ``1.0e3`` arrive as strings; every other reader (Python, JSON, YAML 1.2) takes them as
+# numbers, and so does the config: both in files and in KEY=VALUE overrides.
+_MANTISSA = r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)"
+_EXPONENT_FLOAT = re.compile(rf"^{_MANTISSA}[eE][-+]?[0-9]+$")
+_NUMBER = re.compile(rf"^{_MANTISSA}(?:[eE][-+]?[0-9]+)?$")
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads exponent floats without a dot (``1e-3``) as floats."""
+
+
+_ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT,
+                                    list("-+0123456789."))
+
+
+def parse_yaml(text: str):
+    """One YAML document with the config's number rules (``1e-3`` is a float)."""
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 @dataclass
@@ -53,6 +83,9 @@ class DataConfig:
     train_ann: Optional[str] = None  # annotation file of the training split (format-specific)
     val_ann: Optional[str] = None
     test_ann: Optional[str] = None  # default: val_ann
+    # Several labels per video (BCE loss, sigmoid outputs, mAP); null = when any annotation
+    # line has several labels.
+    multi_label: Optional[bool] = None
     format_options: dict = field(default_factory=dict)  # extra build_records keywords
     num_frames: int = 8  # frames per clip (T); also the model's num_frames
     sampling: Literal["segment", "dense"] = "segment"
@@ -129,7 +162,9 @@ class EvalConfig:
     num_crops: Literal[1, 3, 10] = 1
     twice: bool = False  # twice-sampling (TSM on Something-Something): 2 shifted clips
     batch_size: Optional[int] = None  # default: data.batch_size
-    best_metric: Literal["top1", "top5", "mean_class_acc", "loss"] = "top1"
+    # The validation metric that picks checkpoints/best (multi-label runs select on mAP, or on
+    # loss when that is asked for).
+    best_metric: Literal["top1", "top5", "mean_class_acc", "mAP", "loss"] = "top1"
 
 
 @dataclass
@@ -140,7 +175,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     output_dir: str = "runs/default"
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 
     def to_dict(self) -> dict:
         """Plain dict in the YAML layout (model options flattened back into ``model``)."""
@@ -162,8 +197,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} not found (give a YAML file, e.g. "
                               f"configs/demo_tsm.yaml)")
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f) or {}
+        try:
+            raw = parse_yaml(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(_yaml_error_message(f"config file {path}", err)) from None
     else:
         raw = dict(data or {})
     if not isinstance(raw, dict):
@@ -174,13 +211,24 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return from_dict(raw)
 
 
+def _yaml_error_message(where: str, err: yaml.YAMLError) -> str:
+    """``where: YAML syntax error at line L, column C: problem`` (1-based, as editors count)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{where}: YAML syntax error{at}: {problem} (fix it there)"
+
+
 def apply_override(raw: dict, item: str) -> None:
     """Set ``a.b.c=value`` in the nested dict ``raw``; the value is parsed as YAML."""
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. train.epochs=5)")
-    value = yaml.safe_load(text) if text.strip() else None
+    try:
+        value = parse_yaml(text) if text.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(_yaml_error_message(f"override {item!r}", err)) from None
     node = raw
     parts = key.split(".")
     for i, part in enumerate(parts[:-1]):
@@ -209,8 +257,9 @@ def from_dict(raw: dict) -> Config:
     model_raw["options"] = options
     raw["model"] = model_raw
     cfg = _build(Config, raw, "")
-    _check_model_options(cfg.model)
     _check_values(cfg)
+    meta_model = _check_model_options(cfg.model, cfg.data.num_frames)
+    _check_input_size(cfg, meta_model)
     return cfg
 
 
@@ -302,10 +351,15 @@ def _coerce(value: Any, hint, path: str) -> Any:
             raise bad
         return value
     if hint is float:
+        if isinstance(value, str) and _NUMBER.match(value.strip()):
+            return float(value.strip().replace("_", ""))  # "1e-3" from a JSON/dict config
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         return float(value)
     if hint is str:
+        if value is None:
+            raise ConfigError(f"config key {path}: empty; give "
+                              f"{_PATH_KEYS.get(path, 'a value')}")
         if not isinstance(value, str):
             raise bad
         return value
@@ -327,15 +381,23 @@ def _builder_option_names(name: str) -> list[str] | None:
                                                  inspect.Parameter.POSITIONAL_OR_KEYWORD)]
 
 
+# Path keys that must not be empty, with what to give instead (the optional ones may be null).
+_PATH_KEYS = {"output_dir": "the run directory, e.g. output_dir=runs/my_run",
+              "data.root": "the dataset folder, e.g. data.root=data/synth"}
+_OPTIONAL_PATH_KEYS = ("data.train_ann", "data.val_ann", "data.test_ann", "model.pretrained",
+                       "model.init")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
+
 # Set by the engine from other sections, never by ``model.*``.
 _RESERVED_OPTIONS = ("num_classes", "num_frames")
 
 
-def _check_model_options(model: ModelConfig) -> None:
+def _check_model_options(model: ModelConfig, num_frames: int):
     """Reject unknown or invalid architecture options now, not after the data is loaded.
 
     Names are checked against the builder's signature; values by building the model on the
-    ``meta`` device (no memory, no arithmetic), which runs the builder's own checks.
+    ``meta`` device (no memory, no arithmetic), which runs the builder's own checks. Returns
+    that meta model (``_check_input_size`` runs it).
     """
     valid = _builder_option_names(model.name)
     for key in model.options:
@@ -355,10 +417,58 @@ def _check_model_options(model: ModelConfig) -> None:
 
     try:
         with torch.device("meta"):
-            create_model(model.name, num_classes=2, **model.options)
+            return create_model(model.name, num_classes=2, num_frames=num_frames,
+                                **model.options)
     except (ValueError, TypeError) as err:
         keys = ", ".join(f"model.{k}" for k in model.options) or "model.name"
         raise ConfigError(f"config key {keys}: {err}") from None
+
+
+def _smallest_conv_map(model, hw: tuple[int, int], num_frames: int) -> int | None:
+    """Run ``model`` (on the meta device: shapes only) on a ``hw`` clip and return the smallest
+    side of any ``Conv2d`` output (``None``: the model has no convolutions). Raises what the
+    model's own input checks raise."""
+    import torch
+
+    sides: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sides.append(min(out.shape[-2:])))
+             for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    model.eval()  # batch norm of a 1-clip batch: no batch statistics to need
+    try:
+        with torch.no_grad():
+            model(torch.empty(1, num_frames, 3, *hw, device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    return min(sides) if sides else None
+
+
+def _check_input_size(cfg: Config, model) -> None:
+    """``data.input_size`` must be a crop the model can take.
+
+    Two rules, both measured on the model itself (shapes only, on the meta device): its own
+    input checks (TimeSformer: a positive multiple of the patch size), and no crop below its
+    total stride, measured at the model's own crop size (ResNet / MobileNetV2: 32, TimeSformer:
+    the patch size). A ResNet runs on smaller crops without an error, but its last stages
+    then see a single zero-padded pixel: nothing a video model can learn from.
+    """
+    size = cfg.data.input_size
+    if size is None:
+        return  # the model's own crop size
+    name = cfg.model.name
+    try:
+        _smallest_conv_map(model, (size, size), cfg.data.num_frames)
+    except (ValueError, RuntimeError) as err:
+        raise ConfigError(f"config key data.input_size: {size} does not fit {name}: "
+                          f"{str(err).splitlines()[0]}") from None
+    own_h, own_w = model.preprocessing.crop_hw
+    smallest = _smallest_conv_map(model, (own_h, own_w), cfg.data.num_frames)
+    if smallest:
+        stride = -(-min(own_h, own_w) // smallest)
+        if size < stride:
+            raise ConfigError(
+                f"config key data.input_size: {size} is below what {name} takes; its "
+                f"feature map shrinks {stride}x, so use data.input_size >= {stride}")
 
 
 def _check_values(cfg: Config) -> None:
@@ -370,6 +480,10 @@ def _check_values(cfg: Config) -> None:
             raise ConfigError(f"config key {path}: must be > 0, got {value!r}")
 
     d, t, e = cfg.data, cfg.train, cfg.eval
+    _check_paths(cfg)
+    if not _DEVICE.match(cfg.device):
+        raise ConfigError(f"config key device: {cfg.device!r} is not a device vidcls runs on; "
+                          f"use auto, cpu, cuda, cuda:N or mps")
     positive("data.num_frames", d.num_frames)
     positive("data.batch_size", d.batch_size)
     positive("data.frame_interval", d.frame_interval)
@@ -412,6 +526,23 @@ def _check_values(cfg: Config) -> None:
                           "range, e.g. data.short_side=[256,320]")
     if not d.scales or any(not 0 < s <= 1 for s in d.scales):
         raise ConfigError(f"config key data.scales: needs values in (0, 1], got {d.scales}")
+
+
+def _check_paths(cfg: Config) -> None:
+    """An empty path would mean the current directory (output_dir) or no file at all."""
+    def value(path: str):
+        node = cfg
+        for part in path.split("."):
+            node = getattr(node, part)
+        return node
+
+    for key, what in _PATH_KEYS.items():
+        if not value(key).strip():
+            raise ConfigError(f"config key {key}: empty; give {what}")
+    for key in _OPTIONAL_PATH_KEYS:
+        v = value(key)
+        if v is not None and not v.strip():
+            raise ConfigError(f"config key {key}: empty; give a path or null (none)")
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -60,12 +60,20 @@ def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def all_gather_cat(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Concatenate equally shaped tensors from every process along dim 0, in rank order."""
+    """Concatenate tensors from every process along dim 0, in rank order.
+
+    The lengths may differ (a process that skipped unreadable videos scored fewer): each is
+    padded to the longest (at least 1 row, collectives dislike empty tensors) and trimmed."""
     if not info.enabled:
         return tensor
-    parts = [torch.empty_like(tensor) for _ in range(info.world_size)]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts)
+    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(info.world_size)]
+    dist.all_gather(sizes, torch.tensor([tensor.shape[0]], dtype=torch.long))
+    longest = max(1, max(int(n) for n in sizes))
+    padded = tensor.new_zeros((longest, *tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in range(info.world_size)]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([part[: int(n)] for part, n in zip(parts, sizes)])
 
 
 def all_gather_strings(items: list[str], info: DistInfo) -> list[str]:

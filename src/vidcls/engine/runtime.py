@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -19,18 +20,35 @@ import torch
 from vidcls.engine.config import ConfigError
 
 
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """The config's ``device`` (``auto`` / ``cpu`` / ``cuda`` / ``cuda:N``) as a device.
+def resolve_device(spec: str | torch.device, local_rank: int = 0, *,
+                   option: str = "device=") -> torch.device:
+    """The config's ``device`` (``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` / ``mps``) as a
+    device; one that does not exist here is a ``ConfigError`` naming the fix.
 
     ``local_rank`` picks this process's GPU under ``torchrun`` for ``auto`` and ``cuda``.
+    ``option`` is how the user spelled the setting, for the message (``"--device "`` on the
+    command line of ``vidcls predict``).
     """
+    spec = str(spec)
+    where = "config key device" if option == "device=" else option.strip()
+    fix = f"use {option}cpu or {option}auto"
     if spec == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"config key device: {spec!r} requested but CUDA is not available "
-                          f"(set device=cpu or device=auto)")
-    if spec == "cuda":
-        return torch.device(f"cuda:{local_rank}")
+    if not re.fullmatch(r"cpu|mps|cuda(:[0-9]+)?", spec):
+        raise ConfigError(f"{where}: {spec!r} is not a device vidcls runs on; use auto, cpu, "
+                          f"cuda, cuda:N or mps")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{where}: {spec!r} requested but CUDA is not available "
+                              f"(this torch is {torch.__version__}); {fix}")
+        index = int(spec.partition(":")[2] or local_rank)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"{where}: {spec!r} requested but this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s); {fix} or cuda:0")
+        return torch.device(f"cuda:{index}")
+    if spec == "mps" and not (hasattr(torch.backends, "mps") and
+                              torch.backends.mps.is_available()):
+        raise ConfigError(f"{where}: 'mps' requested but Apple's MPS is not available; {fix}")
     return torch.device(spec)
 
 

@@ -11,11 +11,25 @@ the model is built reproduces the uninterrupted run's state at the epoch boundar
 
 Stopping: SIGTERM / SIGINT set a flag that every process sees (all-reduced each step); the loop
 finishes the current optimizer step, writes ``last`` with the position inside the epoch and
-returns. A loss that becomes NaN/inf stops the run with ``TrainingDiverged`` without writing a
-checkpoint, so ``last`` stays the last good state.
+returns. A second Ctrl-C aborts at once (``TrainingAborted``), also in the middle of writing a
+checkpoint: the previous one stays intact. A loss that becomes NaN/inf stops the run with
+``TrainingDiverged`` without writing a checkpoint, so ``last`` stays the last good state.
+
+The run directory (``engine.rundir``) is locked for the run, so a second training into it
+stops at once; a directory that holds a run is only trained into again with ``resume``
+(which refuses settings that differ from the saved run's) or ``overwrite``.
+
+Unreadable videos are replaced by other clips in training and skipped (reported, not scored)
+in validation; a split with no readable video at all ends with ``NoUsableVideos`` and a
+bad-file report in ``OUTPUT_DIR/bad_files.txt``. Multi-label data (several labels per video,
+``data.multi_label``) trains with BCE and selects ``best`` on validation mAP.
 
 Scoring the validation set is ``engine.inference``; device, seeds, precision and the stop
 flag are ``engine.runtime``; config -> model and datasets is ``engine.builders``.
+
+Long because: construction, the epoch loop, validation, checkpoints and starting / stopping a
+run all work on the ``Trainer``'s state (model, optimizer, scheduler, samplers, progress
+counters); the run directory's own rules are ``engine.rundir``.
 """
 from __future__ import annotations
 
@@ -32,10 +46,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from vidcls.data.bad_files import NoUsableVideos
 from vidcls.data.dataset import collate_clips
 from vidcls.data.transforms import normalize
 from vidcls.engine import builders
 from vidcls.engine import checkpoint as ckpt
+from vidcls.engine import rundir
 from vidcls.engine.config import Config, ConfigError, resolve_accumulation, save_config
 from vidcls.engine.distributed import (ShardedSampler, all_gather_strings, all_reduce_sum,
                                        barrier, cleanup_distributed, init_distributed)
@@ -50,6 +66,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+class TrainingAborted(KeyboardInterrupt):
+    """A second Ctrl-C stopped the run at once; the message names the checkpoint kept."""
+
+
 @dataclass
 class FitResult:
     output_dir: Path
@@ -59,6 +79,7 @@ class FitResult:
     stopped_by: str | None = None  # "SIGTERM" / "SIGINT" when interrupted
     last_checkpoint: Path | None = None
     best_checkpoint: Path | None = None
+    best_metric_name: str | None = None  # what ``best_metric`` is: "top1", "mAP", "loss" ...
 
 
 class MetricsLogger:
@@ -117,8 +138,11 @@ class Trainer:
             if len(val_classes) != len(self.classes):
                 raise ConfigError(f"validation annotations have {len(val_classes)} classes, "
                                   f"training {len(self.classes)}; they must share one class list")
+            self.multi_label = builders.is_multi_label(cfg, train_records, val_records)
         else:
             self.train_set, self.val_set, self.classes = datasets
+            self.multi_label = bool(getattr(self.train_set, "multi_label", False))
+        self.best_metric = self._selection_metric()
         self.num_classes = len(self.classes)
         if model is None:
             model = builders.build_model(cfg, self.num_classes, verbose=self.dist.is_main)
@@ -126,8 +150,12 @@ class Trainer:
         prep = builders.dataset_preprocessing(cfg, model.preprocessing)
         self.preprocessing = prep
         if datasets is None:
-            self.train_set = builders.build_train_dataset(cfg, train_records, self.classes, prep)
-            self.val_set = builders.build_eval_dataset(cfg, val_records, self.classes, prep)
+            self.train_set = builders.build_train_dataset(
+                cfg, train_records, self.classes, prep, multi_label=self.multi_label,
+                source=builders.split_source(cfg, "train"))
+            self.val_set = builders.build_eval_dataset(
+                cfg, val_records, self.classes, prep, multi_label=self.multi_label,
+                source=builders.split_source(cfg, "val"))
             if d.cache_mb > 0 and d.workers > 0:  # workers copy the cache as it is at start
                 for dataset in (self.train_set, self.val_set):
                     dataset.fill_cache()
@@ -180,6 +208,17 @@ class Trainer:
         self.history: list[dict] = []
 
     # ---- construction -----------------------------------------------------------------
+    def _selection_metric(self) -> str:
+        """The validation metric that picks ``best``: ``eval.best_metric``; multi-label runs
+        have no top-k and select on mAP (or on loss when that is asked for)."""
+        key = self.cfg.eval.best_metric
+        if self.multi_label:
+            return "loss" if key == "loss" else "mAP"
+        if key == "mAP":
+            raise ConfigError("config key eval.best_metric: mAP needs multi-label data "
+                              "(several labels per video, or data.multi_label=true); use top1")
+        return key
+
     def _epoch_seed(self) -> int:
         """Same on every process: the dataset derives each clip's augmentation from
         ``(seed, epoch, index, torch.initial_seed())``, so with ``workers=0`` a clip gets the
@@ -197,10 +236,13 @@ class Trainer:
 
     # ---- checkpoints ------------------------------------------------------------------
     def _meta(self, metrics: dict | None) -> dict:
+        # multi_label: predict / eval turn logits into independent sigmoid probabilities
         return ckpt.build_meta(self.model, classes=self.classes,
                                preprocessing=self.preprocessing, epoch=self.epoch,
                                batches_done=self.batches_done, global_step=self.global_step,
-                               metrics=metrics or {}, config=self.cfg.to_dict())
+                               metrics=metrics or {}, multi_label=self.multi_label,
+                               best_metric=self.best_metric, best=self.best,
+                               config=self.cfg.to_dict())
 
     def save(self, metrics: dict | None = None, *, best: bool = False) -> None:
         """Write ``last`` (and ``best``) on rank 0; every process waits for it."""
@@ -218,11 +260,11 @@ class Trainer:
         barrier(self.dist)
 
     def resume(self, path: str | Path) -> None:
+        rundir.check_resumable(path, ckpt.read_meta(path).get("config"), self.cfg.to_dict(),
+                               self.out)
         tensors, obj = ckpt.read_train_state(path)
-        state = ckpt.read_meta(path)
-        from safetensors.torch import load_file
-
-        weights = load_file(str(ckpt.resolve_checkpoint_dir(path) / ckpt.MODEL_FILE))
+        found = ckpt.resolve_checkpoint_dir(path)
+        weights = ckpt.read_safetensors(found / ckpt.MODEL_FILE, checkpoint=found)
         self.model.load_state_dict({k: v.to(self.device) for k, v in weights.items()})
         prog = ckpt.restore_train_state(tensors, obj, optimizer=self.optimizer,
                                         scheduler=self.scheduler, scaler=self.scaler)
@@ -234,7 +276,6 @@ class Trainer:
         self.global_step = int(prog.get("global_step", 0))
         self.best = prog.get("best")
         self.history = list(prog.get("history", []))
-        del state
 
     # ---- one epoch --------------------------------------------------------------------
     def train_epoch(self, logger: MetricsLogger, stop: StopFlag) -> dict:
@@ -278,6 +319,10 @@ class Trainer:
                     break
                 raise
             bad.extend(batch.get("bad") or [])
+            if batch["clip"] is None:  # nothing readable in this batch, even the substitutes
+                if self.dist.enabled:  # the other processes would wait for its gradients
+                    raise NoUsableVideos(self.train_set.source, bad, self.train_set.num_files)
+                continue
             clip = batch["clip"].to(self.device, non_blocking=True)
             target = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
             x = normalize(clip, self.mean, self.std)
@@ -346,9 +391,12 @@ class Trainer:
         del it, loader
         if self.dist.enabled:
             bad = all_gather_strings(bad, self.dist)
+        if steps_left > 0 and sums[2].item() == 0 and stop.signum is None:  # all unreadable
+            raise NoUsableVideos(self.train_set.source, sorted(set(bad)),
+                                 self.train_set.num_files)
         n = max(sums[2].item(), 1)
-        return {"train_loss": sums[0].item() / n, "train_top1": 100.0 * sums[1].item() / n,
-                "bad": sorted(set(bad))}
+        top1 = None if self.multi_label else 100.0 * sums[1].item() / n
+        return {"train_loss": sums[0].item() / n, "train_top1": top1, "bad": sorted(set(bad))}
 
     def _optimizer_step(self) -> float | None:
         t = self.cfg.train
@@ -373,7 +421,8 @@ class Trainer:
         loader = self._loader(self.val_set, self.val_sampler, bs)
         result = run_inference(self.model, loader, device=self.device, mean=self.mean,
                                std=self.std, precision=cfg.train.precision,
-                               dist_info=self.dist, progress=self.progress, desc="validate")
+                               dist_info=self.dist, progress=self.progress, desc="validate",
+                               multi_label=self.multi_label)
         metrics = score_inference(result, self.num_classes)
         metrics.pop("confusion_matrix", None)
         metrics.pop("per_class_acc", None)
@@ -381,29 +430,61 @@ class Trainer:
         return metrics
 
     # ---- the whole run ----------------------------------------------------------------
-    def fit(self, resume: str | Path | bool | None = None) -> FitResult:
-        cfg, t = self.cfg, self.cfg.train
-        if resume:
-            path = self.ckpt_dir / "last" if resume is True else Path(resume)
-            try:
-                ckpt.resolve_checkpoint_dir(path)
-                found = True
-            except FileNotFoundError:
-                if resume is not True:
-                    raise
-                found = False
-            if found:
+    def fit(self, resume: str | Path | bool | None = None, *, overwrite: bool = False
+            ) -> FitResult:
+        """Train to ``train.epochs``. ``resume``: True = continue ``checkpoints/last`` when
+        there is one, a path = continue that checkpoint. A run directory that already holds a
+        run needs ``resume`` or ``overwrite`` (replace it)."""
+        lock = rundir.RunDirLock(self.out) if self.dist.is_main else None
+        self._on_every_rank(lock.acquire if lock else None)
+        try:
+            path = rundir.resume_path(self.ckpt_dir, resume)
+            if path is not None:
                 self.resume(path)
                 if self.dist.is_main:
                     print(f"vidcls: resumed from {path} at epoch {self.epoch + 1}"
                           + (f", batch {self.batches_done}" if self.batches_done else ""),
                           file=sys.stderr)
-            elif self.dist.is_main:
-                print(f"vidcls: nothing to resume in {self.ckpt_dir}; starting fresh",
-                      file=sys.stderr)
-        elif (self.ckpt_dir / "last").exists() and self.dist.is_main:
-            print(f"vidcls: {self.ckpt_dir / 'last'} exists and will be overwritten "
-                  f"(use --resume to continue it)", file=sys.stderr)
+            else:
+                if resume and self.dist.is_main:
+                    print(f"vidcls: nothing to resume in {self.ckpt_dir}; starting fresh",
+                          file=sys.stderr)
+                self._on_every_rank(lambda: rundir.start_fresh(self.out, overwrite=overwrite))
+            return self._fit()
+        except NoUsableVideos as err:
+            if not self.dist.is_main:
+                raise
+            raise rundir.with_bad_file_report(err, self.out) from None
+        except KeyboardInterrupt:
+            last = rundir.describe_last(self.ckpt_dir)
+            raise TrainingAborted(
+                f"aborted by a second Ctrl-C; nothing was saved since the last checkpoint, "
+                f"which is intact ({last})" if last else
+                "aborted by a second Ctrl-C before the first checkpoint; nothing was saved"
+            ) from None
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _on_every_rank(self, step) -> None:
+        """Run ``step`` on rank 0 (``None``: nothing); when it fails, every process stops
+        (rank 0 with its error), instead of the others waiting for it forever."""
+        error = None
+        if self.dist.is_main and step is not None:
+            try:
+                step()
+            except Exception as err:  # re-raised below, after the other ranks know
+                error = err
+        if self.dist.enabled:
+            flag = torch.tensor([float(error is not None)], dtype=torch.float64)
+            all_reduce_sum(flag, self.dist)
+            if flag.item() > 0 and error is None:
+                raise RuntimeError("rank 0 could not start the run (its error says why)")
+        if error is not None:
+            raise error
+
+    def _fit(self) -> FitResult:
+        cfg, t = self.cfg, self.cfg.train
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.out / "config.yaml")
@@ -411,10 +492,10 @@ class Trainer:
         logger = MetricsLogger(self.out, enabled=self.dist.is_main, tensorboard=t.tensorboard)
         if self.dist.is_main:
             print(f"vidcls: training {cfg.model.name} on {len(self.train_set)} clips "
-                  f"({self.num_classes} classes), {self.dist.world_size} process(es) on "
-                  f"{self.device}, global batch {self.global_batch} (accumulate {self.accum}), "
-                  f"lr {self.lr:.4g}, {t.epochs} epochs x {self.steps_per_epoch} steps",
-                  file=sys.stderr)
+                  f"({self.num_classes} classes{', multi-label' if self.multi_label else ''}), "
+                  f"{self.dist.world_size} process(es) on {self.device}, global batch "
+                  f"{self.global_batch} (accumulate {self.accum}), lr {self.lr:.4g}, "
+                  f"{t.epochs} epochs x {self.steps_per_epoch} steps", file=sys.stderr)
         stopped = None
         try:
             with StopFlag() as stop:
@@ -438,24 +519,24 @@ class Trainer:
                               "lr": self.scheduler.get_last_lr()[0],
                               "epoch_time_s": time.perf_counter() - start}
                     is_best = False
+                    val_bad: list[str] = []
                     if self.epoch % t.eval_every == 0 or self.epoch == t.epochs:
                         val = self.validate()
-                        bad = sorted(set(train_stats["bad"]) | set(val.pop("bad")))
+                        val_bad = val.pop("bad")
                         record.update({f"val_{k}": v for k, v in val.items()})
-                        key = cfg.eval.best_metric
-                        value = val.get(key, val.get("mAP"))
+                        record["best_metric"] = key = self.best_metric
+                        value = val.get(key)
                         better = (value is not None and (self.best is None or (
                             value < self.best if key == "loss" else value > self.best)))
                         if better:
                             self.best, is_best = value, True
-                    else:
-                        bad = train_stats["bad"]
+                    bad = sorted(set(train_stats["bad"]) | set(val_bad))
                     if bad:
                         record["bad_files"] = len(bad)
                     self.history.append(record)
                     logger.log(record, self.global_step)
                     if self.dist.is_main:
-                        self._print_epoch(record, bad)
+                        self._print_epoch(record, train_stats["bad"], val_bad)
                     self.save({k: v for k, v in record.items() if k.startswith("val_")},
                               best=is_best)
         finally:
@@ -464,33 +545,50 @@ class Trainer:
         return FitResult(output_dir=self.out, epochs_done=self.epoch, best_metric=self.best,
                          history=self.history, stopped_by=stopped,
                          last_checkpoint=self.ckpt_dir / "last",
-                         best_checkpoint=best_path if best_path.exists() else None)
+                         best_checkpoint=best_path if best_path.exists() else None,
+                         best_metric_name=self.best_metric)
 
-    def _print_epoch(self, record: dict, bad: list[str]) -> None:
+    def _print_epoch(self, record: dict, train_bad: list[str], val_bad: list[str]) -> None:
         parts = [f"epoch {record['epoch']}/{self.cfg.train.epochs}",
-                 f"loss {record['train_loss']:.4f}", f"train top1 {record['train_top1']:.1f}"]
-        if "val_top1" in record:
+                 f"loss {record['train_loss']:.4f}"]
+        if record.get("train_top1") is not None:
+            parts.append(f"train top1 {record['train_top1']:.1f}")
+        if "val_mAP" in record:
+            parts.append(f"val mAP {record['val_mAP']:.1f}")
+        elif "val_top1" in record:
             parts += [f"val top1 {record['val_top1']:.1f}", f"top5 {record['val_top5']:.1f}",
                       f"mean class {record['val_mean_class_acc']:.1f}"]
+        if record.get("val_skipped"):
+            parts.append(f"skipped: {record['val_skipped']}")
         parts.append(f"{record['epoch_time_s']:.1f}s")
         print("vidcls: " + ", ".join(parts), file=sys.stderr, flush=True)
-        if bad:
-            print(f"vidcls: {len(bad)} unreadable file(s) were replaced by other clips:",
-                  file=sys.stderr)
-            for line in bad[:20]:
-                print(f"  {line}", file=sys.stderr)
-            if len(bad) > 20:
-                print(f"  ... and {len(bad) - 20} more", file=sys.stderr)
+        _print_bad(train_bad, "unreadable training file(s) were replaced by other clips")
+        _print_bad(val_bad, "unreadable validation file(s) were skipped (not scored)")
 
 
-def fit(cfg: Config, *, resume: str | Path | bool | None = None, progress: bool = True,
-        datasets=None, model: nn.Module | None = None) -> FitResult:
-    """Train as ``cfg`` says. Under ``torchrun`` every process calls this."""
+def _print_bad(bad: list[str], what: str, limit: int = 20) -> None:
+    if not bad:
+        return
+    print(f"vidcls: {len(bad)} {what}:", file=sys.stderr)
+    for line in bad[:limit]:
+        print(f"  {line}", file=sys.stderr)
+    if len(bad) > limit:
+        print(f"  ... and {len(bad) - limit} more", file=sys.stderr)
+
+
+def fit(cfg: Config, *, resume: str | Path | bool | None = None, overwrite: bool = False,
+        progress: bool = True, datasets=None, model: nn.Module | None = None) -> FitResult:
+    """Train as ``cfg`` says. Under ``torchrun`` every process calls this.
+
+    ``resume``: True = continue ``OUTPUT_DIR/checkpoints/last`` if there is one, a path =
+    continue that checkpoint. ``overwrite``: replace a run ``output_dir`` already holds (without
+    it, and without ``resume``, such a directory is an error, ``RunDirError``).
+    """
     try:
         trainer = Trainer(cfg, progress=progress, datasets=datasets, model=model)
-        return trainer.fit(resume=resume)
+        return trainer.fit(resume=resume, overwrite=overwrite)
     finally:
         cleanup_distributed()
 
 
-__all__ = ["fit", "Trainer", "FitResult", "TrainingDiverged", "MetricsLogger"]
+__all__ = ["fit", "Trainer", "FitResult", "TrainingDiverged", "TrainingAborted", "MetricsLogger"]

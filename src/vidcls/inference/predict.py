@@ -10,6 +10,9 @@ Everything about the input comes from the checkpoint's model card
 frames per clip, segment or dense sampling, short-side resize, crop size, mean/std. So a video
 is predicted exactly the way ``vidcls eval`` scores it. A video that cannot be decoded gets an
 ``error`` entry instead of stopping the other predictions.
+
+A multi-label checkpoint (``meta["multi_label"]``, trained with BCE) gives every class its own
+sigmoid probability (they do not sum to 1); single-label ones give softmax probabilities.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from vidcls.data.transforms import normalize
 from vidcls.data.video import VideoDecodeError
 from vidcls.engine.checkpoint import load_model, read_preprocessing
 from vidcls.engine.inference import forward_views
+from vidcls.engine.runtime import resolve_device
 
 __all__ = ["predict", "Predictor", "format_predictions"]
 
@@ -35,12 +39,14 @@ class Predictor:
 
     ``Predictor(checkpoint)`` or ``Predictor(model=..., meta=...)`` (a model in memory with its
     checkpoint meta: classes and preprocessing). ``preprocessing`` is the model card every clip
-    is prepared with; ``mean`` / ``std`` are its normalisation as tensors on ``device``.
+    is prepared with; ``mean`` / ``std`` are its normalisation as tensors on ``device``
+    (``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` / ``mps``). ``multi_label``: the model's classes
+    are independent (sigmoid probabilities), from the checkpoint meta.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, model: nn.Module | None = None,
                  meta: dict | None = None, device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
+        self.device = resolve_device(device, option="--device ")
         if model is None:
             if checkpoint is None:
                 raise ValueError("give a checkpoint path (or a model with its meta)")
@@ -50,6 +56,7 @@ class Predictor:
         self.model = model.to(self.device).eval()
         self.meta = meta
         self.classes = list(meta["classes"])
+        self.multi_label = bool(meta.get("multi_label", False))
         self.preprocessing = read_preprocessing(meta, model)
         self.mean = torch.tensor(self.preprocessing.mean, dtype=torch.float32, device=self.device)
         self.std = torch.tensor(self.preprocessing.std, dtype=torch.float32, device=self.device)
@@ -72,11 +79,11 @@ class Predictor:
     @torch.no_grad()
     def probabilities(self, clip: torch.Tensor) -> torch.Tensor:
         """uint8 ``(T, 3, H, W)`` or ``(V, T, 3, H, W)`` -> class probabilities ``(K,)``,
-        averaged over the views."""
+        averaged over the views (softmax; sigmoid for a multi-label model)."""
         views = clip if clip.dim() == 5 else clip.unsqueeze(0)  # (V, T, 3, H, W)
         x = normalize(views.to(self.device), self.mean, self.std)  # (V, T, 3, H, W) float
         # one video with a views axis: (1, V, T, 3, H, W) -> view-averaged probabilities (1, K)
-        return forward_views(self.model, x[None])[0].cpu()  # (K,)
+        return forward_views(self.model, x[None], multi_label=self.multi_label)[0].cpu()
 
     def __call__(self, videos: str | Path | Iterable[str | Path], *, top_k: int = 5,
                  num_clips: int = 1, num_crops: int = 1, twice: bool = False) -> list[dict]:
@@ -109,9 +116,12 @@ class Predictor:
             return {"video": video, "error": reason, "predictions": []}
         probs = self.probabilities(item["clip"])
         top_p, top_i = probs.topk(k)
-        return {"video": video, "predictions": [
+        out = {"video": video, "predictions": [
             {"label": self.classes[int(j)], "index": int(j), "probability": float(p)}
             for p, j in zip(top_p, top_i)]}
+        if self.multi_label:
+            out["multi_label"] = True  # independent probabilities, not a distribution
+        return out
 
 
 def predict(videos: str | Path | Iterable[str | Path], checkpoint: str | Path, *,
@@ -121,6 +131,8 @@ def predict(videos: str | Path | Iterable[str | Path], checkpoint: str | Path, *
 
     Returns one dict per video: ``{"video", "predictions": [{"label", "index",
     "probability"}, ...]}``, or ``{"video", "error", "predictions": []}`` when it cannot be read.
+    A multi-label model's entries also hold ``"multi_label": True``: each probability is its
+    class's own (sigmoid), so they need not sum to 1.
     """
     return Predictor(checkpoint, device=device)(videos, top_k=top_k, num_clips=num_clips,
                                                 num_crops=num_crops, twice=twice)
@@ -130,7 +142,8 @@ def format_predictions(results: list[dict]) -> str:
     """The text ``vidcls predict`` prints: each video, then its classes with percentages."""
     lines = []
     for r in results:
-        lines.append(r["video"])
+        lines.append(r["video"] + ("  (multi-label: each class's own probability)"
+                                   if r.get("multi_label") else ""))
         if r.get("error"):
             lines.append(f"  error: {r['error']}")
         for p in r["predictions"]:

@@ -87,6 +87,10 @@ class _OnnxBackend:
                             meta=meta)
                 self._open(path, online, threads)
         else:
+            if not Path(onnx_path).is_file():
+                raise FileNotFoundError(f"ONNX file {onnx_path} does not exist; export one with "
+                                        f"`vidcls export CKPT --online -o {onnx_path}` or drop "
+                                        f"--onnx to export on the fly")
             self._open(onnx_path, online, threads)
 
     def _open(self, path: str | Path, online: bool, threads: int | None) -> None:
