@@ -312,6 +312,18 @@ def _kinetics(root: Path, ann_file, split: str, options: dict):
     return records, classes
 
 
+def _read_json(path: Path):
+    """A JSON annotation file; a syntax error names the file, line and column."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column "
+                         f"{err.colno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+
+
 def _sthv2(root: Path, ann_file, split: str, options: dict):
     split_key = _split_names(split)[0]
     dirs = (root, root / "labels", root / "annotations")
@@ -323,8 +335,14 @@ def _sthv2(root: Path, ann_file, split: str, options: dict):
     ann = Path(ann_file) if ann_file else _first_existing(
         [d / f"{p}{n}.json" for d in dirs for n in names
          for p in ("", "something-something-v2-")], f"Something-Something V2 {split} JSON")
-    with open(labels_file, encoding="utf-8") as f:
-        label_map = {k: int(v) for k, v in json.load(f).items()}
+    labels = _read_json(labels_file)
+    if not isinstance(labels, dict):
+        raise ValueError(f"{labels_file}: expected an object {{\"template\": \"index\", ...}}, "
+                         f"got {type(labels).__name__}")
+    try:
+        label_map = {str(k): int(v) for k, v in labels.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"{labels_file}: every class index must be an integer") from None
     classes = [name for name, _ in sorted(label_map.items(), key=lambda kv: kv[1])]
     if options.get("video_dir"):
         video_dir = Path(options["video_dir"])
@@ -333,13 +351,15 @@ def _sthv2(root: Path, ann_file, split: str, options: dict):
                           if d.is_dir()), root)
     rawframes = bool(options.get("rawframes", False))
     ext = options.get("extension", ".webm")
-    with open(ann, encoding="utf-8") as f:
-        items = json.load(f)
+    items = _read_json(ann)
+    if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
+        raise ValueError(f"{ann}: expected a list of objects with an \"id\" (and a "
+                         f"\"template\" for labelled splits)")
     records = []
     for item in items:
         label = -1
         if "template" in item:
-            name = item["template"].replace("[", "").replace("]", "")
+            name = str(item["template"]).replace("[", "").replace("]", "")
             if name not in label_map:
                 raise ValueError(f"{ann}: template {item['template']!r} (class {name!r}) is not "
                                  f"in {labels_file}")
