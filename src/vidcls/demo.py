@@ -179,7 +179,7 @@ def train_side_by_side(configs: dict[str, Config], out: Path, *, n_train: int,
 
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "train.log", "checkpoints", "eval_val",
-             "tensorboard")
+             "tensorboard", ".vidcls-train.lock", "bad_files.txt")
 
 
 def fresh_run_dir(run: Path) -> bool:

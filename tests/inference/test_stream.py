@@ -188,3 +188,24 @@ def test_cli_stream_names_a_missing_source_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err == f"vidcls stream: error: no video, frame folder or device at " \
                       f"{str(tmp_path / 'missing.mp4')!r}\n"
+
+
+def test_multi_label_stream_and_explain_give_sigmoid_scores():
+    """A multi-label checkpoint's classes are independent: stream and explain score them with
+    a sigmoid each, as predict does, never a softmax that sums to 1."""
+    from vidcls.engine.checkpoint import build_meta
+    from vidcls.inference.explain import explain_clip
+
+    model = calibrated_model("tsm_resnet18", num_classes=4, shift_mode="unidirectional")
+    meta = {**build_meta(model, classes=list("abcd")), "multi_label": True}
+    stream = StreamPredictor(model=model, meta=meta, smooth=1, top_k=4)
+    rec = stream.step(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    expected = 1 / (1 + np.exp(-np.asarray(rec["logits"], dtype=np.float64)))
+    scores = {t["index"]: t["score"] for t in rec["top"]}
+    assert all(abs(scores[i] - expected[i]) < 1e-6 for i in range(4))
+    x = torch.randn(4, 3, 32, 32)
+    ex = explain_clip(model, x, multi_label=True)
+    assert ex.probs.sum() != pytest.approx(1.0, abs=1e-3)
+    with torch.no_grad():
+        torch.testing.assert_close(ex.probs, torch.sigmoid(model(x[None])[0]), atol=1e-5,
+                                   rtol=1e-5)

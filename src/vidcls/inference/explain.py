@@ -275,8 +275,9 @@ def _method_for(model: nn.Module, method: str) -> str:
 
 
 def explain_clip(model: nn.Module, x: Tensor, *, target: int | None = None,
-                 method: str = "auto") -> Explanation:
-    """Explain one normalised clip ``x (T, 3, H, W)``."""
+                 method: str = "auto", multi_label: bool = False) -> Explanation:
+    """Explain one normalised clip ``x (T, 3, H, W)``; ``multi_label``: the classes are
+    independent (sigmoid probabilities, as predict gives them)."""
     method = _method_for(model, method)
     model.eval()
     if method == "rollout":
@@ -286,7 +287,7 @@ def explain_clip(model: nn.Module, x: Tensor, *, target: int | None = None,
     else:
         maps, logits = grad_cam(model, x[None], target)
         layer = grad_cam.last_layer
-    probs = logits[0].float().softmax(-1)
+    probs = logits[0].float().sigmoid() if multi_label else logits[0].float().softmax(-1)
     target = int(probs.argmax()) if target is None else int(target)
     maps = maps[0].float()  # (T, h, w)
     return Explanation(method=method, target=target, probs=probs, maps=maps,
@@ -320,7 +321,8 @@ def explain_video(video: str | Path, checkpoint: str | Path, output: str | Path,
     pred = Predictor(checkpoint)
     target_index = _resolve_target(target, pred.classes)
     clip, x = pred.load_clip(video)  # uint8 and normalised (T, 3, H, W)
-    ex = explain_clip(pred.model, x, target=target_index, method=method)
+    ex = explain_clip(pred.model, x, target=target_index, method=method,
+                      multi_label=pred.multi_label)
     frames = clip.permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
     overlays = overlay_heatmaps(frames, ex.heat, alpha=alpha)
     factor = max(1, -(-min_size // min(frames.shape[1:3])))

@@ -140,6 +140,7 @@ class StreamPredictor:
         check_streamable(model)
         self.model, self.meta = model, meta
         self.classes = list(meta["classes"])
+        self.multi_label = bool(meta.get("multi_label", False))
         self.preprocessing = read_preprocessing(meta, model)
         self._transform = self.preprocessing.eval_transform(num_crops=1)  # square crops only
         self.size = self.preprocessing.crop_hw[0]
@@ -171,8 +172,11 @@ class StreamPredictor:
         latency = (time.perf_counter() - start) * 1e3
         self._history.append(np.asarray(logits, dtype=np.float64))
         smoothed = np.mean(self._history, axis=0)  # (K,) mean of the last `smooth` frames
-        probs = np.exp(smoothed - smoothed.max())
-        probs /= probs.sum()
+        if self.multi_label:  # independent classes: each its own sigmoid, as predict gives
+            probs = 1.0 / (1.0 + np.exp(-smoothed))
+        else:
+            probs = np.exp(smoothed - smoothed.max())
+            probs /= probs.sum()
         order = np.argsort(-smoothed)[:self.top_k]
         record = {"frame": self._count, "time": time_s, "label": self.classes[int(order[0])],
                   "index": int(order[0]), "score": float(probs[order[0]]),
