@@ -70,6 +70,8 @@ ROWS = [
     ("predict {video} --checkpoint {ckpt} --device cuda", "cuda"),
     ("predict {video} --checkpoint {ckpt} --device tpu", "tpu"),
     ("predict {video}", "--checkpoint"),
+    ("predict {video} --checkpoint {ckpt} --precision fp16", "fp16"),
+    ("predict {video} --checkpoint {ckpt} --precision int8", "precision"),
     ("predict {video} --model no-such-model", "unknown model"),
     ("convert {good} {dir}/out1", "not a checkpoint"),
     ("convert {text} {dir}/out2", "not a checkpoint"),

@@ -32,6 +32,15 @@ def add_model_source(parser: argparse.ArgumentParser, *, required: bool = True,
                         help="with --model: use the cache only (also VIDCLS_OFFLINE=1)")
 
 
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    """``--precision``: the inference paths' choice of arithmetic (see
+    ``vidcls.engine.runtime.resolve_precision``; the names are repeated here so the parser
+    imports no torch)."""
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="auto (default): bf16 where the hardware computes it natively "
+                             "(AVX-512-BF16/AMX CPUs, CUDA), else fp32")
+
+
 def model_source(args: argparse.Namespace, *, progress: bool = True) -> str | None:
     """The checkpoint directory of ``--checkpoint`` / ``--model`` (None when neither was given).
 

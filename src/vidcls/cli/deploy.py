@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from vidcls.cli._common import add_model_source, fail, model_source
+from vidcls.cli._common import add_model_source, add_precision, fail, model_source
 
 
 # ------------------------------------------------------------------------------ convert
@@ -159,7 +159,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     try:
         predictor = StreamPredictor(model_source(args), backend=args.backend, smooth=args.smooth,
                                     top_k=args.top_k, onnx_path=args.onnx,
-                                    threads=args.threads)
+                                    threads=args.threads, precision=args.precision)
     except (ValueError, OSError) as err:  # OSError: also a failed download (--model)
         return fail("stream", err)
     stats = StreamStats()
@@ -213,6 +213,7 @@ def _add_stream_parser(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="one JSON record per frame")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--input-format", help="FFmpeg input format (e.g. v4l2, avfoundation)")
+    add_precision(p)
     p.add_argument("--threads", type=int, help="CPU threads for the model (torch and "
                                                "onnxruntime; 1 is best on a busy machine)")
     p.set_defaults(func=cmd_stream)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from vidcls.cli._common import add_model_source, fail, model_source
+from vidcls.cli._common import add_model_source, add_precision, fail, model_source
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -14,7 +14,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         checkpoint = model_source(args)
         results = predict(args.videos, checkpoint, top_k=args.top_k, num_clips=args.clips,
-                          num_crops=args.crops, twice=args.twice, device=args.device)
+                          num_crops=args.crops, twice=args.twice, device=args.device,
+                          precision=args.precision)
     except (OSError, ValueError) as err:  # OSError: also a failed download (--model)
         return fail("predict", err)
     print(json.dumps(results, indent=2) if args.json else format_predictions(results))
@@ -32,5 +33,6 @@ def register(subparsers) -> None:
     p.add_argument("--crops", type=int, default=1, choices=[1, 3, 10])
     p.add_argument("--twice", action="store_true")
     p.add_argument("--device", default="cpu")
+    add_precision(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_predict)

@@ -7,7 +7,8 @@ import json
 import signal
 import sys
 
-from vidcls.cli._common import add_model_source, add_overrides, fail, model_source
+from vidcls.cli._common import (add_model_source, add_overrides, add_precision, fail,
+                               model_source)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -69,7 +70,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             clips, crops = zoo_protocol(args.model)
         metrics = evaluate(cfg, model_source(args), split=args.split, out_dir=args.out,
                            num_clips=clips, num_crops=crops,
-                           twice=True if args.twice else None, progress=not args.no_progress)
+                           twice=True if args.twice else None, progress=not args.no_progress,
+                           precision=args.precision)
     except (ConfigError, OSError, ValueError) as err:  # OSError: also a failed download
         return fail("eval", err)
     if "output_dir" in metrics:  # rank 0 prints
@@ -113,6 +115,7 @@ def register(subparsers) -> None:
     p.add_argument("--crops", type=int, default=None, choices=[1, 3, 10],
                    help="crops per clip (eval.num_crops)")
     p.add_argument("--twice", action="store_true", help="TSM twice-sampling (2 clips)")
+    add_precision(p)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)

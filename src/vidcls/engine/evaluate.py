@@ -28,7 +28,7 @@ from vidcls.engine import checkpoint as ckpt
 from vidcls.engine.config import Config, ConfigError
 from vidcls.engine.distributed import (ShardedSampler, cleanup_distributed, init_distributed)
 from vidcls.engine.metrics import write_confusion_csv, write_predictions
-from vidcls.engine.inference import run_inference, score_inference, to_probabilities
+from vidcls.engine.inference import prepare_for_inference, run_inference, score_inference, to_probabilities
 from vidcls.engine.runtime import resolve_device
 from vidcls.viz import plot_confusion
 
@@ -36,13 +36,18 @@ from vidcls.viz import plot_confusion
 def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
              out_dir: str | Path | None = None, num_clips: int | None = None,
              num_crops: int | None = None, twice: bool | None = None,
-             batch_size: int | None = None, progress: bool = True) -> dict:
-    """Evaluate ``checkpoint`` on ``split`` of the dataset in ``cfg``; returns the metrics."""
+             batch_size: int | None = None, progress: bool = True,
+             precision: str = "auto") -> dict:
+    """Evaluate ``checkpoint`` on ``split`` of the dataset in ``cfg``; returns the metrics.
+
+    ``precision``: ``auto`` (bf16 where the device computes it natively, else fp32), ``fp32``,
+    ``bf16`` or ``fp16`` (CUDA); CNNs run ``channels_last``. The metrics record which."""
     probe = resolve_device(cfg.device)
     info = init_distributed(probe.type)
     try:
         device = resolve_device(cfg.device, info.local_rank)
         model, meta = ckpt.load_model(checkpoint, device=device)
+        precision = prepare_for_inference(model, device, precision)
         prep = model.preprocessing  # the checkpoint's card (engine.checkpoint.read_preprocessing)
         classes = list(meta["classes"])
         records, data_classes = builders.read_split(cfg, split)
@@ -69,8 +74,7 @@ def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
         out = Path(out_dir) if out_dir else Path(cfg.output_dir) / f"eval_{split}"
         try:
             result = run_inference(model, loader, device=device, mean=mean, std=std,
-                                   precision="fp32" if cfg.train.precision == "fp16" and
-                                   device.type != "cuda" else cfg.train.precision,
+                                   precision=precision,
                                    dist_info=info, progress=progress, desc=f"eval {split}",
                                    multi_label=dataset.multi_label)
         except NoUsableVideos as err:
@@ -83,7 +87,8 @@ def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
         views = (2 if twice else num_clips) * num_crops
         metrics.update(split=split, checkpoint=str(ckpt.resolve_checkpoint_dir(checkpoint)),
                        num_clips=2 if twice else num_clips, num_crops=num_crops, views=views,
-                       multi_label=dataset.multi_label, bad_files=result["bad"])
+                       multi_label=dataset.multi_label, bad_files=result["bad"],
+                       precision=precision)
         if info.is_main:
             _write_outputs(out, metrics, result, dataset, classes)
             metrics["output_dir"] = str(out)

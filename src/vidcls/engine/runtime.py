@@ -70,6 +70,40 @@ def set_deterministic() -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+#: what ``--precision`` accepts; ``auto`` is resolved by :func:`resolve_precision`
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` computes bf16 in hardware: CUDA with bf16 support, or a CPU with
+    ``avx512_bf16`` / ``amx_bf16`` (elsewhere torch emulates bf16, which is slower than fp32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``auto`` -> ``bf16`` where ``device`` computes it natively, else ``fp32``; an explicit
+    choice is checked (fp16 needs CUDA). Inference's default, so a user gets the fast path
+    without knowing which CPU the job lands on."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("--precision fp16 needs a CUDA device; use bf16 (or auto) on a CPU")
+    return precision
+
+
 def autocast_context(device: torch.device, precision: str):
     """bf16 autocast on CPU/CUDA, fp16 on CUDA only; fp32 = no autocast."""
     if precision == "fp32":
@@ -126,4 +160,4 @@ class StopFlag:
 
 
 __all__ = ["resolve_device", "seed_everything", "set_deterministic", "autocast_context",
-           "progress_bar", "StopFlag"]
+           "progress_bar", "StopFlag", "PRECISIONS", "native_bf16", "resolve_precision"]

@@ -28,8 +28,8 @@ from vidcls.data.formats import VideoRecord
 from vidcls.data.transforms import normalize
 from vidcls.data.video import VideoDecodeError
 from vidcls.engine.checkpoint import load_model, read_preprocessing
-from vidcls.engine.inference import forward_views
-from vidcls.engine.runtime import resolve_device
+from vidcls.engine.inference import forward_views, prepare_for_inference
+from vidcls.engine.runtime import autocast_context, resolve_device
 
 __all__ = ["predict", "Predictor", "format_predictions"]
 
@@ -41,11 +41,14 @@ class Predictor:
     checkpoint meta: classes and preprocessing). ``preprocessing`` is the model card every clip
     is prepared with; ``mean`` / ``std`` are its normalisation as tensors on ``device``
     (``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` / ``mps``). ``multi_label``: the model's classes
-    are independent (sigmoid probabilities), from the checkpoint meta.
+    are independent (sigmoid probabilities), from the checkpoint meta. ``precision``: ``auto``
+    (default: bf16 where the device computes it natively, else fp32), ``fp32``, ``bf16`` or
+    ``fp16`` (CUDA); CNNs also run in ``channels_last`` (:func:`prepare_for_inference`).
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, model: nn.Module | None = None,
-                 meta: dict | None = None, device: str | torch.device = "cpu"):
+                 meta: dict | None = None, device: str | torch.device = "cpu",
+                 precision: str = "auto"):
         self.device = resolve_device(device, option="--device ")
         if model is None:
             if checkpoint is None:
@@ -53,7 +56,8 @@ class Predictor:
             model, meta = load_model(checkpoint, device=self.device)
         if meta is None:
             raise ValueError("a model passed directly needs its meta (classes, preprocessing)")
-        self.model = model.to(self.device).eval()
+        self.model = model
+        self.precision = prepare_for_inference(model, self.device, precision)
         self.meta = meta
         self.classes = list(meta["classes"])
         self.multi_label = bool(meta.get("multi_label", False))
@@ -83,7 +87,9 @@ class Predictor:
         views = clip if clip.dim() == 5 else clip.unsqueeze(0)  # (V, T, 3, H, W)
         x = normalize(views.to(self.device), self.mean, self.std)  # (V, T, 3, H, W) float
         # one video with a views axis: (1, V, T, 3, H, W) -> view-averaged probabilities (1, K)
-        return forward_views(self.model, x[None], multi_label=self.multi_label)[0].cpu()
+        with autocast_context(self.device, self.precision):
+            probs = forward_views(self.model, x[None], multi_label=self.multi_label)
+        return probs[0].float().cpu()
 
     def __call__(self, videos: str | Path | Iterable[str | Path], *, top_k: int = 5,
                  num_clips: int = 1, num_crops: int = 1, twice: bool = False) -> list[dict]:
@@ -126,7 +132,7 @@ class Predictor:
 
 def predict(videos: str | Path | Iterable[str | Path], checkpoint: str | Path, *,
             top_k: int = 5, num_clips: int = 1, num_crops: int = 1, twice: bool = False,
-            device: str | torch.device = "cpu") -> list[dict]:
+            device: str | torch.device = "cpu", precision: str = "auto") -> list[dict]:
     """Top-``k`` classes and probabilities for each video, with a checkpoint's preprocessing.
 
     Returns one dict per video: ``{"video", "predictions": [{"label", "index",
@@ -134,7 +140,7 @@ def predict(videos: str | Path | Iterable[str | Path], checkpoint: str | Path, *
     A multi-label model's entries also hold ``"multi_label": True``: each probability is its
     class's own (sigmoid), so they need not sum to 1.
     """
-    return Predictor(checkpoint, device=device)(videos, top_k=top_k, num_clips=num_clips,
+    return Predictor(checkpoint, device=device, precision=precision)(videos, top_k=top_k, num_clips=num_clips,
                                                 num_crops=num_crops, twice=twice)
 
 

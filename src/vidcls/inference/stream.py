@@ -41,6 +41,8 @@ from vidcls.data.sources import iter_frames, open_source  # iter_frames: re-expo
 from vidcls.data.transforms import normalize
 from vidcls.data.writer import VideoWriter
 from vidcls.engine.checkpoint import load_model, read_preprocessing
+from vidcls.engine.inference import prepare_for_inference
+from vidcls.engine.runtime import autocast_context
 from vidcls.models.online_tsm import OnlineTSM, check_streamable
 
 __all__ = ["StreamPredictor", "StreamStats", "AnnotatedWriter", "open_source", "iter_frames",
@@ -53,8 +55,9 @@ BACKENDS = ("torch", "onnx")
 class _TorchBackend:
     """OnlineTSM step (TSN: the backbone on one frame; its frames are independent)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, precision: str = "fp32"):
         self.model = model
+        self.precision = precision
         self.online = OnlineTSM(model) if model.tsm is not None else None
 
     def reset(self) -> None:
@@ -63,11 +66,12 @@ class _TorchBackend:
 
     @torch.no_grad()
     def __call__(self, frame: torch.Tensor) -> np.ndarray:
-        if self.online is not None:
-            logits = self.online.step(frame)  # (1, K)
-        else:
-            feats = self.model.backbone.forward_features(frame)  # (1, C)
-            logits = self.model.forward_head(feats[:, None])  # one frame: (1, 1, C) -> (1, K)
+        with autocast_context(torch.device("cpu"), self.precision):
+            if self.online is not None:
+                logits = self.online.step(frame)  # (1, K)
+            else:
+                feats = self.model.backbone.forward_features(frame)  # (1, C)
+                logits = self.model.forward_head(feats[:, None])  # (1, 1, C) -> (1, K)
         return logits[0].float().cpu().numpy()
 
 
@@ -125,7 +129,7 @@ class StreamPredictor:
     def __init__(self, checkpoint: str | Path | None = None, *, model: nn.Module | None = None,
                  meta: dict | None = None, backend: str = "torch", smooth: int = 12,
                  top_k: int = 1, onnx_path: str | Path | None = None,
-                 threads: int | None = None, warmup: bool = True):
+                 threads: int | None = None, warmup: bool = True, precision: str = "auto"):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; use one of {BACKENDS}")
         if smooth < 1:
@@ -148,8 +152,12 @@ class StreamPredictor:
         self.smooth = int(smooth)
         self.top_k = max(1, min(int(top_k), len(self.classes)))
         self.backend_name = backend
-        self.backend = (_TorchBackend(model) if backend == "torch" else
-                        _OnnxBackend(model, meta, self.size, onnx_path, threads))
+        if backend == "torch":  # the fast path: channels_last CNN, native bf16 where there is
+            self.precision = prepare_for_inference(model, torch.device("cpu"), precision)
+            self.backend = _TorchBackend(model, self.precision)
+        else:  # the ONNX graph is fp32
+            self.precision = "fp32"
+            self.backend = _OnnxBackend(model, meta, self.size, onnx_path, threads)
         self._history: deque[np.ndarray] = deque(maxlen=self.smooth)
         self._count = 0
         if warmup:  # first-call costs (kernel selection, cache shapes) stay out of the stats
@@ -224,7 +232,8 @@ def stream_predictions(source: str | os.PathLike, checkpoint: str | Path | None 
                        stats: StreamStats | None = None, with_frames: bool = False,
                        input_format: str | None = None, onnx_path: str | Path | None = None,
                        threads: int | None = None,
-                       output: str | os.PathLike | None = None) -> Iterator[dict]:
+                       output: str | os.PathLike | None = None,
+                       precision: str = "auto") -> Iterator[dict]:
     """Yield one prediction record per frame of ``source`` (see the module docstring).
 
     ``with_frames=True`` adds the decoded RGB frame as ``record["image"]`` (for drawing);
@@ -237,7 +246,7 @@ def stream_predictions(source: str | os.PathLike, checkpoint: str | Path | None 
     """
     if predictor is None:
         predictor = StreamPredictor(checkpoint, backend=backend, smooth=smooth, top_k=top_k,
-                                    onnx_path=onnx_path, threads=threads)
+                                    onnx_path=onnx_path, threads=threads, precision=precision)
     stats = stats if stats is not None else StreamStats()
     src = open_source(source, input_format=input_format)
     writer = AnnotatedWriter(output, fps=src.fps) if output is not None else None

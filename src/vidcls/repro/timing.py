@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 __all__ = ["Timings", "time_calls", "time_within", "interleaved", "paired_ratio", "timed",
-           "rss_kb", "peak_rss_kb", "call_peak_kb", "native_bf16"]
+           "rss_kb", "peak_rss_kb", "call_peak_kb", "native_bf16", "matmul_peak_gflops",
+           "machine_line"]
 
 
 # --------------------------------------------------------------------------- timing
@@ -193,9 +194,37 @@ def call_peak_kb(fn: Callable[[], Any]) -> tuple[int, str]:
 def native_bf16() -> bool:
     """Whether this CPU has bf16 arithmetic (``avx512_bf16`` / ``amx_bf16``); True when it
     cannot tell (say nothing then)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
+    if not os.path.exists("/proc/cpuinfo"):
         return True
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from vidcls.engine.runtime import native_bf16 as device_native_bf16
+
+    return device_native_bf16("cpu")
+
+
+def matmul_peak_gflops(dtype=None, n: int = 1024, seconds: float = 1.0) -> float:
+    """The matmul throughput this process reaches now (GFLOP/s, best of the runs that fit in
+    ``seconds``): the ceiling every benchmark's ratio is read against, measured in the same
+    run because CPUs of one size differ (AVX2 vs AVX-512-BF16) and shared machines drift."""
+    import torch
+
+    dtype = dtype or torch.float32
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    a @ b  # warm-up
+    best, start = float("inf"), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def machine_line() -> str:
+    """``CPU capability AVX2, native bf16: no, matmul fp32 210 / bf16 75 GFLOP/s, 2 threads``:
+    the header every benchmark table carries."""
+    import torch
+
+    return (f"CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: "
+            f"{'yes' if native_bf16() else 'no'}, matmul fp32 {matmul_peak_gflops():.0f} / "
+            f"bf16 {matmul_peak_gflops(torch.bfloat16):.0f} GFLOP/s, "
+            f"{torch.get_num_threads()} threads, torch {torch.__version__}")
