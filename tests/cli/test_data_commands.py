@@ -75,24 +75,10 @@ def test_check_modes(tmp_path):
 
 
 def _phone_video(path, frames, *, display_ccw=None, rotate_tag=None):
-    """``frames`` stored with a phone's rotation flag: a display matrix (counter-clockwise
-    degrees, -90 = a portrait iPhone clip) or a ``rotate`` tag (clockwise; Matroska keeps it)."""
-    import av
+    """``frames`` stored with a phone's rotation flag (see ``helpers.videos.encode``)."""
+    from helpers.videos import encode
 
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.height, s.width = frames.shape[1:3]
-        s.pix_fmt = "yuv420p"
-        if display_ccw is not None:
-            s.set_display_rotation(display_ccw)
-        if rotate_tag is not None:
-            s.metadata["rotate"] = str(rotate_tag)
-        for img in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
-    return path
+    return encode(path, frames, gop=None, display_ccw=display_ccw, rotate_tag=rotate_tag)
 
 
 def test_data_check_reports_rotated_videos(tmp_path, capsys):

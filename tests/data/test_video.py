@@ -206,26 +206,10 @@ def test_frame_folder_errors(tmp_path):
 # ------------------------------------------------------------------ rotation (phone videos)
 def encode_phone_video(path, frames: np.ndarray, *, display_ccw: int | None = None,
                        rotate_tag: int | None = None):
-    """A video stored as ``frames`` with a rotation flag, as phones write them: the display
-    matrix (``display_ccw``: counter-clockwise degrees, what FFmpeg reads back as
-    ``frame.rotation``; a portrait iPhone clip has -90) or an old-style ``rotate`` tag
-    (clockwise; kept by Matroska)."""
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.height, s.width = frames.shape[1:3]
-        s.pix_fmt = "yuv444p"
-        if display_ccw is not None:
-            s.set_display_rotation(display_ccw)
-        if rotate_tag is not None:
-            s.metadata["rotate"] = str(rotate_tag)
-        for img in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
-    return path
+    """A video stored as ``frames`` with a phone's rotation flag (``helpers.videos.encode``),
+    4:4:4 so colours survive for the comparisons."""
+    return encode(path, frames, pix_fmt="yuv444p", gop=None, display_ccw=display_ccw,
+                  rotate_tag=rotate_tag)
 
 
 needs_display_matrix = pytest.mark.skipif(

@@ -23,14 +23,22 @@ def moving_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 def encode(path, frames: np.ndarray, *, codec: str = "libx264", fmt: str | None = None,
            pix_fmt: str = "yuv420p", rate: int = 25, gop: int | None = 5,
            bframes: int | None = None, options: dict | None = None,
-           container_options: dict | None = None, pts: list[int] | None = None) -> Path:
+           container_options: dict | None = None, pts: list[int] | None = None,
+           display_ccw: int | None = None, rotate_tag: int | None = None) -> Path:
     """Encode ``uint8 (T, H, W, 3)`` frames to ``path``. ``pts`` (in 1/rate units) makes a
-    variable-frame-rate stream."""
+    variable-frame-rate stream. A phone's rotation flag: ``display_ccw`` writes a display
+    matrix (counter-clockwise degrees, what FFmpeg reads back as ``frame.rotation``; a
+    portrait iPhone clip has -90), ``rotate_tag`` an old-style ``rotate`` tag (clockwise;
+    Matroska keeps it)."""
     path = Path(path)
     with av.open(str(path), "w", format=fmt, options=container_options or {}) as c:
         s = c.add_stream(codec, rate=rate)
         s.height, s.width = frames.shape[1:3]
         s.pix_fmt = pix_fmt
+        if display_ccw is not None:
+            s.set_display_rotation(display_ccw)
+        if rotate_tag is not None:
+            s.metadata["rotate"] = str(rotate_tag)
         if gop is not None:
             s.codec_context.gop_size = gop
         if bframes is not None:

@@ -116,19 +116,8 @@ def test_a_portrait_phone_video_is_predicted_upright(tmp_path):
         pytest.skip("this PyAV cannot write a display matrix")
 
     def lossless(path, frames, display_ccw=None):
-        with av.open(str(path), "w") as c:
-            s = c.add_stream("libx264", rate=25)
-            s.height, s.width = frames.shape[1:3]
-            s.pix_fmt = "yuv444p"
-            s.options = {"qp": "0", "preset": "ultrafast"}
-            if display_ccw is not None:
-                s.set_display_rotation(display_ccw)
-            for img in frames:
-                for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                    c.mux(packet)
-            for packet in s.encode():
-                c.mux(packet)
-        return path
+        return encode(path, frames, pix_fmt="yuv444p", gop=None, display_ccw=display_ccw,
+                      options={"qp": "0", "preset": "ultrafast"})
 
     stored = moving_frames(16, 40, 56)  # landscape (T, 40, 56, 3)
     upright = np.ascontiguousarray(np.rot90(stored, k=-1, axes=(1, 2)))  # (T, 56, 40, 3)
