@@ -17,7 +17,7 @@ import argparse
 import sys
 from types import ModuleType
 
-from vidcls.cli import bench, data, demo, deploy, explain, info, models, predict, train
+from vidcls.cli import bench, data, demo, deploy, explain, info, models, predict, serve, train
 from vidcls.cli._common import CommandParser
 
 # In the order `vidcls --help` lists them; a module's commands stay together.
@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "convert": (deploy, "convert a published checkpoint into a vidcls checkpoint"),
     "export": (deploy, "export a checkpoint to ONNX (offline or online TSM)"),
     "stream": (deploy, "classify a live stream frame by frame (online TSM)"),
+    "serve": (serve, "HTTP API, browser page and live WebSocket stream for models"),
     "bench": (bench, "accuracy and cost benchmarks behind docs/results.md"),
     "explain": (explain, "heat maps of where a model looks in a video"),
 }
