@@ -60,6 +60,11 @@ TOY: dict[str, tuple[dict[str, str], list[str]]] = {
 NOT_RUN = {
     "make demo": "the 10-minute demo itself; tests/test_demo.py runs `vidcls demo --quick`",
     "make test": "this test suite",
+    "vidcls serve --model tsm-r50-kinetics400 --checkpoint runs/tsm":
+        "a server that runs until stopped; tests/serve/test_cli.py starts `vidcls serve` "
+        "and stops it",
+    "curl -F file=@video.mp4 http://127.0.0.1:8000/v1/predict":
+        "needs the server above; tests/serve/test_api.py posts uploads the same way",
 }
 
 
