@@ -43,6 +43,8 @@ TOY: dict[str, tuple[dict[str, str], list[str]]] = {
     "vidcls eval configs/demo_tsm.yaml data.root=data/temporal --checkpoint runs/tsm --crops 3":
         ({}, ["eval.batch_size=2", "--no-progress"]),
     "vidcls predict video.mp4 --checkpoint runs/tsm --top-k 5 --json": ({}, []),
+    "vidcls predict --list data/temporal/train.txt --output preds.jsonl --checkpoint runs/tsm":
+        ({}, ["--workers", "0", "--no-progress"]),
     "vidcls convert TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth tsm_k400":
         ({}, []),
     "vidcls export tsm_k400 --format onnx": ({}, ["--input-size", "64", "--num-frames", "2"]),
@@ -133,6 +135,8 @@ def test_readme_commands_run_as_written(workdir, capsys):
         assert code == 0, f"`{' '.join(argv)}` exited {code}:\n{out.err[-3000:]}"
     # what the README says the commands leave behind
     assert (workdir / "runs/tsm/checkpoints/last/meta.json").is_file()
+    assert len((workdir / "preds.jsonl").read_text().splitlines()) == len(
+        (workdir / "data/temporal/train.txt").read_text().splitlines())
     assert (workdir / "runs/tsm_ddp/checkpoints/last/meta.json").is_file()
     assert (workdir / "tsm_k400/model.onnx").is_file()
     assert (workdir / "annotated.mp4").is_file()
