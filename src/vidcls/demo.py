@@ -49,12 +49,14 @@ from vidcls.viz import plot_curves, pyplot
 class DemoSettings:
     """Sizes of one demo run (the full run is budgeted for about 10 minutes on 2 CPU cores).
 
-    Why these: with 48 training videos per class for 14 epochs (336 steps), TSM ended between
-    91.7 % and 100 % depending on the seed or the CPU kind: not converged, and 48 held-out
-    videos made every error worth 2 points. The same number of steps spent on *more* videos
-    converges with margin (fresh videos teach motion, repeats teach the training set), and 4x
-    the held-out videos make both numbers of the claim stable: a frame-order-blind TSN lands
-    within a few points of 50 % within pairs. channels_last: ~10 % faster steps on CPU;
+    Why these: with 48 training videos per class for 14 epochs (336 steps), TSM ended at
+    95.8 % on one CPU kind and 91.7 % on another: not converged, and 48 held-out videos made
+    every error worth 2 points. 128 training videos per class (fresh videos teach motion,
+    repeats teach the training set) still left one seed at 96.1 % after 6 epochs (384 steps),
+    too close to 95 % for another CPU kind; 8 epochs (512 steps) end at 98-99 % for seeds 0
+    and 1, with the last two epochs at or above 98 %. 4x the held-out videos make both numbers
+    of the claim stable: a frame-order-blind TSN lands within a few points of 50 % within
+    pairs. channels_last: ~10 % faster steps on CPU;
     ``cache_mb``: the 640 tiny videos (31 MB decoded) are decoded once, not every epoch.
     """
 
