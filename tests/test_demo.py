@@ -121,9 +121,13 @@ def test_a_full_run_whose_claim_fails_exits_1(monkeypatch):
 
 
 def test_a_second_demo_replaces_only_training_runs(tmp_path):
+    from vidcls.engine.rundir import LOCK_FILE
+
     run = tmp_path / "tsm"
     (run / "checkpoints" / "last").mkdir(parents=True)
     (run / "metrics.jsonl").write_text("{}\n")
+    (run / "bad_files.txt").write_text("")
+    (run / LOCK_FILE).write_text("")  # left behind by a killed training: not held
     assert fresh_run_dir(run) and not run.exists()
     assert not fresh_run_dir(run)
     (run / "my_notes.txt").parent.mkdir()
@@ -131,3 +135,14 @@ def test_a_second_demo_replaces_only_training_runs(tmp_path):
     with pytest.raises(ValueError, match="not a vidcls training run"):
         fresh_run_dir(run)
     assert (run / "my_notes.txt").is_file()
+
+
+def test_a_second_demo_does_not_delete_a_training_in_progress(tmp_path):
+    from vidcls.engine.rundir import RunDirLock
+
+    run = tmp_path / "tsm"
+    (run / "checkpoints").mkdir(parents=True)
+    with RunDirLock(run):  # a training of another demo into the same --out
+        with pytest.raises(ValueError, match="in use by another training"):
+            fresh_run_dir(run)
+    assert (run / "checkpoints").is_dir()

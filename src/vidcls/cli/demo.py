@@ -25,9 +25,9 @@ def register(subparsers) -> None:
                                                   "stream the first held-out video of each "
                                                   "class pair; checks TSM >= 95 % top-1 and "
                                                   "TSN <= 60 % within pairs (exit status 1 "
-                                                  "when not). No download; about 10 min on 2 "
-                                                  "CPU cores (--quick: under a minute, toy "
-                                                  "size, claim not checked).")
+                                                  "when not). No download; about 8 min on 2 "
+                                                  "idle CPU cores (--quick: under a minute, "
+                                                  "toy size, claim not checked).")
     p.add_argument("--quick", action="store_true", help="toy size (tests, smoke checks)")
     p.add_argument("--out", default=None, help="run directory (default runs/demo[-quick]); "
                    "a previous demo's tsn/ and tsm/ there are replaced, data/ is reused")
