@@ -9,6 +9,7 @@ vidcls.convert.
 """
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 import re
@@ -27,13 +28,21 @@ TIMESFORMER_TEST_DEPTH = 1
 
 
 def source_model(entry):
-    """The vidcls network behind ``entry`` (random weights), small where it can be."""
-    options = dict(entry.architecture_options)
-    if entry.architecture.startswith("timesformer"):
+    """The vidcls network behind ``entry`` (random weights), small where it can be; entries
+    of the same architecture share one (the writers only read it), which keeps the zoo tests
+    fast."""
+    return _built(entry.architecture, tuple(sorted(entry.architecture_options.items())),
+                  entry.num_classes, entry.num_frames)
+
+
+@functools.lru_cache(maxsize=None)
+def _built(architecture: str, options: tuple, num_classes: int, num_frames: int):
+    options = dict(options)
+    if architecture.startswith("timesformer"):
         options["depth"] = TIMESFORMER_TEST_DEPTH
     torch.manual_seed(0)
-    return create_model(entry.architecture, num_classes=entry.num_classes,
-                        num_frames=entry.num_frames, **options).eval()
+    return create_model(architecture, num_classes=num_classes, num_frames=num_frames,
+                        **options).eval()
 
 
 def url_path(www: Path, url: str) -> Path:
