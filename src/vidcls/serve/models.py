@@ -15,31 +15,14 @@ import copy
 import re
 from pathlib import Path
 
-import torch
-
 from vidcls.engine.runtime import resolve_device
 from vidcls.inference.predict import Predictor
 from vidcls.inference.stream import StreamPredictor
 from vidcls.models.online_tsm import check_streamable
 
-__all__ = ["ServedModel", "PRECISIONS", "resolve_precision", "model_name_for"]
+__all__ = ["ServedModel", "model_name_for"]
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 autocast on a GPU that has it, fp32 elsewhere (bf16 is emulated, and
-    slower, on most CPUs); fp16 needs CUDA."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return "bf16" if cuda_bf16 else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on "
-                         f"{device.type}")
-    return precision
 
 
 def model_name_for(checkpoint: str | Path) -> str:
@@ -59,13 +42,12 @@ class ServedModel:
     copy, since :class:`~vidcls.inference.stream.StreamPredictor` steps on the CPU.
     """
 
-    def __init__(self, name: str, predictor: Predictor, *, precision: str = "fp32",
-                 checkpoint: str | None = None):
+    def __init__(self, name: str, predictor: Predictor, *, checkpoint: str | None = None):
         if not _NAME.fullmatch(name):
             raise ValueError(f"model name {name!r} is not usable in a URL: use letters, digits, "
                              f"'.', '_' or '-' (give one with --checkpoint NAME=DIR)")
         self.name, self.predictor, self.checkpoint = name, predictor, checkpoint
-        self.precision = resolve_precision(precision, predictor.device)
+        self.precision = predictor.precision  # resolved by the Predictor (engine's rule)
         try:
             check_streamable(predictor.model)
             self.stream_error = None
@@ -76,9 +58,11 @@ class ServedModel:
     @classmethod
     def load(cls, name: str, checkpoint: str | Path, *, device: str = "auto",
              precision: str = "auto") -> "ServedModel":
-        """Load ``checkpoint`` (a directory, see :mod:`vidcls.engine.checkpoint`) once."""
-        predictor = Predictor(checkpoint, device=resolve_device(device, option="--device "))
-        return cls(name, predictor, precision=precision, checkpoint=str(checkpoint))
+        """Load ``checkpoint`` (a directory, see :mod:`vidcls.engine.checkpoint`) once. ``precision``: ``auto`` (bf16 where ``device`` computes it
+        natively, else fp32), ``fp32``, ``bf16`` or ``fp16`` (CUDA), as for ``vidcls predict``."""
+        predictor = Predictor(checkpoint, device=resolve_device(device, option="--device "),
+                              precision=precision)
+        return cls(name, predictor, checkpoint=str(checkpoint))
 
     # ------------------------------------------------------------------ facts
     @property
@@ -112,5 +96,6 @@ class ServedModel:
             model = self.predictor.model
             self._stream_model = model if self.predictor.device.type == "cpu" else \
                 copy.deepcopy(model).cpu()
+        precision = self.precision if self.predictor.device.type == "cpu" else "auto"
         return StreamPredictor(model=self._stream_model, meta=self.predictor.meta,
-                               smooth=smooth, top_k=top_k, warmup=False)
+                               smooth=smooth, top_k=top_k, warmup=False, precision=precision)
