@@ -15,13 +15,58 @@ from vidcls.engine.runtime import native_bf16, resolve_precision
 CPU = torch.device("cpu")
 
 
-def test_auto_precision_follows_the_hardware_and_bad_choices_are_errors():
+def test_auto_precision_follows_the_hardware_and_bad_choices_are_errors(monkeypatch):
+    monkeypatch.delenv("VIDCLS_PRECISION")
     assert resolve_precision("auto", CPU) == ("bf16" if native_bf16(CPU) else "fp32")
     assert resolve_precision("bf16", CPU) == "bf16"
     with pytest.raises(ValueError, match="fp16 needs a CUDA"):
         resolve_precision("fp16", CPU)
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision("int3", CPU)
+
+
+def test_vidcls_precision_replaces_what_auto_picks(monkeypatch):
+    monkeypatch.setenv("VIDCLS_PRECISION", "bf16")
+    assert resolve_precision("auto", CPU) == "bf16"
+    assert resolve_precision("fp32", CPU) == "fp32"  # an explicit choice wins
+    monkeypatch.setenv("VIDCLS_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="fp16 needs a CUDA"):
+        resolve_precision("auto", CPU)
+    monkeypatch.setenv("VIDCLS_PRECISION", "half")
+    with pytest.raises(ValueError, match="VIDCLS_PRECISION='half' is not a precision"):
+        resolve_precision("auto", CPU)
+
+
+@pytest.mark.parametrize("name", ["tsm_resnet18", "tsn_mobilenetv2", "tsm_resnet50",
+                                  "tsm_mobilenetv2"])
+def test_folded_batchnorm_gives_the_plain_logits(name):
+    """prepare_for_inference(fold_batchnorm=True): no BatchNorm2d left, same logits (fp32
+    tolerance) and top-1 as the unfolded NCHW model, also in bf16 (same top-1)."""
+    plain = calibrated_model(name, num_classes=5)
+    fast = copy.deepcopy(plain)
+    prepare_for_inference(fast, CPU, "fp32", fold_batchnorm=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    x = torch.randn(3, 4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        a, b = plain(x), fast(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            c = fast(x).float()
+    torch.testing.assert_close(b, a, atol=1e-3, rtol=1e-3)  # ResNet-50: 50 layers of rounding
+    assert torch.equal(a.argmax(1), b.argmax(1))
+    assert torch.equal(a.argmax(1), c.argmax(1))
+    assert (a.softmax(1) - c.softmax(1)).abs().max() < 0.1
+
+
+def test_a_model_passed_to_the_predictor_stays_trainable(tmp_path):
+    from vidcls.engine.checkpoint import save_model_checkpoint
+    from vidcls.inference.predict import Predictor
+
+    model = calibrated_model("tsm_resnet18", num_classes=5)
+    ckpt = save_model_checkpoint(tmp_path / "c", model)
+    loaded = Predictor(ckpt, precision="fp32")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in loaded.model.modules())
+    passed = Predictor(model=model, meta=loaded.meta, precision="fp32")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in passed.model.modules())
 
 
 @pytest.mark.parametrize("name", ["tsm_resnet18", "tsn_mobilenetv2", "tsm_resnet50"])
@@ -72,6 +117,6 @@ def test_predictor_precision_choices_agree(tmp_path):
     video = encode(tmp_path / "v.mp4", moving_frames(8, 32, 32))
     fp32 = Predictor(ckpt, precision="fp32")([video], top_k=5)[0]["predictions"]
     bf16 = Predictor(ckpt, precision="bf16")([video], top_k=5)[0]["predictions"]
-    assert Predictor(ckpt).precision == resolve_precision("auto", CPU)
+    assert Predictor(ckpt).precision == resolve_precision("auto", CPU) == "fp32"  # pinned
     assert fp32[0]["label"] == bf16[0]["label"]
     assert abs(fp32[0]["probability"] - bf16[0]["probability"]) < 0.05

@@ -379,3 +379,32 @@ def test_inference_fusion_of_proj_and_temporal_fc_matches_training_path():
         torch.testing.assert_close(F.linear(h, w, b), blk.width_fc(blk.width_attn.proj(h)))
         fused = model(x)
     torch.testing.assert_close(fused, unfused.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_fused_proj_fc_is_formed_again_when_weights_change():
+    """The fused (W, b) is kept between calls; any change to the four parameters (an optimiser
+    step, load_state_dict) must give the new weights' product, never the stale one."""
+    torch.manual_seed(0)
+    model = TimeSformer(num_classes=3, attention="divided", **TINY).eval()
+    x = torch.randn(2, 4, 3, 32, 32)
+    blk = model.blocks[0]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+        first = blk.fused_proj_fc("temporal", 128)
+        assert blk.fused_proj_fc("temporal", 128)[0] is first[0]  # kept
+        model(x)
+        blk.temporal_fc.weight.mul_(-1.0)  # in place, as an optimiser step
+        second = blk.fused_proj_fc("temporal", 128)
+        torch.testing.assert_close(second[0], blk.temporal_fc.weight @ blk.temporal_attn.proj.weight)
+        other = TimeSformer(num_classes=3, attention="divided", **TINY).eval()
+        other.load_state_dict(model.state_dict())
+        blk.temporal_attn.proj.bias.add_(1.0)
+        other.load_state_dict(model.state_dict())
+        torch.testing.assert_close(model(x), other(x))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert blk.fused_proj_fc("temporal", 128)[0].dtype == torch.bfloat16
+        assert blk.fused_proj_fc("temporal", 128)[0].dtype == torch.float32
+        fused = model(x)
+    unfused = model(x)  # autograd on: the two-step path with the current weights
+    torch.testing.assert_close(fused, unfused.detach(), atol=1e-5, rtol=1e-5)

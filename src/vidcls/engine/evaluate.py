@@ -47,7 +47,7 @@ def evaluate(cfg: Config, checkpoint: str | Path, *, split: str = "val",
     try:
         device = resolve_device(cfg.device, info.local_rank)
         model, meta = ckpt.load_model(checkpoint, device=device)
-        precision = prepare_for_inference(model, device, precision)
+        precision = prepare_for_inference(model, device, precision, fold_batchnorm=True)
         prep = model.preprocessing  # the checkpoint's card (engine.checkpoint.read_preprocessing)
         classes = list(meta["classes"])
         records, data_classes = builders.read_split(cfg, split)

@@ -93,11 +93,21 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
 def resolve_precision(precision: str, device: torch.device | str) -> str:
     """``auto`` -> ``bf16`` where ``device`` computes it natively, else ``fp32``; an explicit
     choice is checked (fp16 needs CUDA). Inference's default, so a user gets the fast path
-    without knowing which CPU the job lands on."""
+    without knowing which CPU the job lands on.
+
+    ``VIDCLS_PRECISION`` (``fp32`` / ``bf16`` / ``fp16``) replaces what ``auto`` picks, for
+    every command of a job (e.g. the same fp32 numbers on every machine kind: the test suite
+    sets ``VIDCLS_PRECISION=fp32``)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     device = torch.device(device)
     if precision == "auto":
+        chosen = os.environ.get("VIDCLS_PRECISION", "").strip()
+        if chosen:
+            if chosen not in PRECISIONS or chosen == "auto":
+                raise ValueError(f"VIDCLS_PRECISION={chosen!r} is not a precision; set it to "
+                                 f"fp32, bf16 or fp16, or unset it")
+            return resolve_precision(chosen, device)
         return "bf16" if native_bf16(device) else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("--precision fp16 needs a CUDA device; use bf16 (or auto) on a CPU")

@@ -43,13 +43,16 @@ class Predictor:
     (``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` / ``mps``). ``multi_label``: the model's classes
     are independent (sigmoid probabilities), from the checkpoint meta. ``precision``: ``auto``
     (default: bf16 where the device computes it natively, else fp32), ``fp32``, ``bf16`` or
-    ``fp16`` (CUDA); CNNs also run in ``channels_last`` (:func:`prepare_for_inference`).
+    ``fp16`` (CUDA); CNNs also run in ``channels_last`` (:func:`prepare_for_inference`), and
+    a CNN loaded from ``checkpoint`` has its batch norms folded into its convolutions (a model
+    passed in is left trainable).
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, model: nn.Module | None = None,
                  meta: dict | None = None, device: str | torch.device = "cpu",
                  precision: str = "auto"):
         self.device = resolve_device(device, option="--device ")
+        owned = model is None  # loaded here: nobody else holds it, so it may be folded
         if model is None:
             if checkpoint is None:
                 raise ValueError("give a checkpoint path (or a model with its meta)")
@@ -57,7 +60,8 @@ class Predictor:
         if meta is None:
             raise ValueError("a model passed directly needs its meta (classes, preprocessing)")
         self.model = model
-        self.precision = prepare_for_inference(model, self.device, precision)
+        self.precision = prepare_for_inference(model, self.device, precision,
+                                               fold_batchnorm=owned)
         self.meta = meta
         self.classes = list(meta["classes"])
         self.multi_label = bool(meta.get("multi_label", False))

@@ -47,9 +47,10 @@ then average"; for ``joint`` (one group) it is plain attention over all tokens.
 Axes that a rule cannot split evenly (odd sizes under ``HALVES``/``STRIDE2``) are zero-padded to
 an even size and the padded tokens are masked out as keys; their outputs are dropped.
 
-All attention goes through ``torch.nn.functional.scaled_dot_product_attention`` on strided
-views of the qkv projection, so no ``(L, L)`` attention matrix is stored where the backend has a
-fused kernel (flash / memory-efficient) and no q/k/v copies are made.
+Attention goes through ``torch.nn.functional.scaled_dot_product_attention`` on strided views of
+the qkv projection (no ``(L, L)`` matrix stored, no q/k/v copies), except where two plain
+batched matmuls are measurably faster: short sequences on CPU, and the spatial stage in bf16
+(:func:`use_matmul_attention` says when, and why).
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ from torch import Tensor, nn
 __all__ = [
     "Attention", "Partition", "SEQ", "GROUP", "HALVES", "STRIDE2",
     "JOINT", "FRAME", "TIME", "WIDTH", "HEIGHT", "LOCAL", "GLOBAL", "VARIANT_STAGES",
-    "grouped_attention",
+    "grouped_attention", "use_matmul_attention", "MATMUL_ATTENTION_MAX_SCORES",
 ]
 
 SEQ, GROUP, HALVES, STRIDE2 = "seq", "group", "halves", "stride2"
@@ -90,38 +91,93 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def _split_qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``x (S, L, D)`` -> ``q, k, v``, each ``(S, heads, L, head_dim)``.
-
-        They stay strided views of one projection: SDPA accepts any stride with a contiguous
-        last dim, so splitting heads costs no copy.
-        """
-        S, L, _ = x.shape
-        qkv = self.qkv(x).view(S, L, 3, self.num_heads, self.head_dim)
-        return qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (S, heads, L, head_dim)
-
     def forward(self, x: Tensor, attn_mask: Tensor | None = None, project: bool = True) -> Tensor:
         """``x (S, L, D)`` -> ``(S, L, D)``; ``attn_mask`` (bool, True = may attend) broadcasts
         to ``(S, heads, L, L)``. ``project=False`` returns the heads before ``proj`` (for a
         caller that folds ``proj`` into its own next linear map)."""
         S, L, D = x.shape
-        q, k, v = self._split_qkv(x)  # each (S, heads, L, head_dim)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask,
-            dropout_p=self.attn_drop if self.training else 0.0)  # (S, heads, L, head_dim)
-        # The fused kernels return (S, L, heads, head_dim) memory, so this is usually a view.
-        out = out.transpose(1, 2).reshape(S, L, D)  # (S, L, D)
+        qkv = self.qkv(x)  # (S, L, 3 * D)
+        dropout_p = self.attn_drop if self.training else 0.0
+        if use_matmul_attention(qkv, S * self.num_heads, L, dropout_p):
+            out = self._matmul_attention(qkv, attn_mask)  # (S, L, D)
+        else:
+            q, k, v = self._heads(qkv)  # each (S, heads, L, head_dim)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                                 dropout_p=dropout_p)  # (S, heads, L, hd)
+            # The fused kernels return (S, L, heads, head_dim) memory: usually a view.
+            out = out.transpose(1, 2).reshape(S, L, D)  # (S, L, D)
         return self.proj_drop(self.proj(out)) if project else out
+
+    def _heads(self, qkv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``qkv (S, L, 3 * D)`` -> ``q, k, v`` strided views, each ``(S, heads, L, head_dim)``
+        (SDPA accepts any stride with a contiguous last dim: splitting heads costs no copy)."""
+        S, L, _ = qkv.shape
+        qkv = qkv.view(S, L, 3, self.num_heads, self.head_dim)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (S, heads, L, head_dim)
+
+    def _matmul_attention(self, qkv: Tensor, attn_mask: Tensor | None) -> Tensor:
+        """Attention as two batched matmuls around a softmax (see ``use_matmul_attention``):
+        ``qkv (S, L, 3 * D)`` -> ``(S, L, D)``, the same values as SDPA's."""
+        S, L, _ = qkv.shape
+        H, hd = self.num_heads, self.head_dim
+        # One copy puts every head's q, k, v in its own contiguous (L, hd) block.
+        q, k, v = (qkv.view(S, L, 3, H, hd).permute(2, 0, 3, 1, 4)
+                   .reshape(3, S * H, L, hd).unbind(0))  # each (S*H, L, hd)
+        # beta=0: the expanded 0-d "input" is never read; the scale rides on the GEMM.
+        scores = torch.baddbmm(q.new_zeros(()).expand(S * H, L, L), q, k.transpose(1, 2),
+                               beta=0, alpha=hd ** -0.5)  # (S*H, L, L)
+        if attn_mask is not None:
+            keep = attn_mask.expand(S, H, L, L).reshape(S * H, L, L)
+            scores = scores.masked_fill(~keep, float("-inf"))
+        out = torch.bmm(_softmax_last(scores), v)  # (S*H, L, hd)
+        return out.view(S, H, L, hd).transpose(1, 2).reshape(S, L, H * hd)  # (S, L, D)
 
     def probs(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
         """The attention probabilities ``forward`` uses but SDPA does not return: ``x (S, L, D)``
         -> ``softmax(q k^T / sqrt(head_dim))`` ``(S, heads, L, L)`` in float32, rows summing to
         1, masked keys 0 (for explanations: ``vidcls.inference.explain``)."""
-        q, k, _ = self._split_qkv(x)  # each (S, heads, L, head_dim)
+        q, k, _ = self._heads(self.qkv(x))  # each (S, heads, L, head_dim)
         scores = (q @ k.transpose(-2, -1)) * self.head_dim ** -0.5  # (S, heads, L, L)
         if attn_mask is not None:
             scores = scores.masked_fill(~attn_mask, float("-inf"))
         return scores.float().softmax(dim=-1)
+
+
+# Above this many score elements per call the matmul path's (S*heads, L, L) matrix costs more
+# memory traffic than SDPA's fused kernel saves (e.g. joint attention over a whole clip).
+MATMUL_ATTENTION_MAX_SCORES = 1 << 25
+
+
+def use_matmul_attention(qkv: Tensor, batch_heads: int, seq_len: int, dropout_p: float) -> bool:
+    """Whether two plain matmuls beat SDPA for this shape, on this device (measured: CPU,
+    torch 2.13, ``benchmarks/bench_timesformer.py``).
+
+    On CPU, SDPA's flash kernel is tiled for long sequences. TimeSformer's temporal stage is
+    thousands of 8-token sequences, where the tiling is pure overhead (bmm + softmax is 1.5-3x
+    faster in fp32 and bf16), and in bf16 the 197-token spatial stage is also ~2x faster as
+    plain GEMMs (oneDNN's bf16 GEMM is faster than the flash kernel's inner products). Long
+    sequences (joint attention over a clip) keep SDPA, which never stores the score matrix; so
+    do CUDA (its flash kernels win at every shape) and attention dropout in training.
+    """
+    if qkv.device.type != "cpu" or dropout_p > 0.0:
+        return False
+    if batch_heads * seq_len * seq_len > MATMUL_ATTENTION_MAX_SCORES:
+        return False
+    reduced = qkv.dtype in (torch.bfloat16, torch.float16)
+    return seq_len <= 32 or (reduced and seq_len <= 512)
+
+
+def _softmax_last(scores: Tensor) -> Tensor:
+    """``softmax(scores, -1)`` for ``(S, L, L)`` scores, fast also for short rows.
+
+    The CPU kernel vectorises along the rows it normalises; for the temporal stage's 8-key rows
+    (tens of thousands of them) that is per-row overhead, 2-4x slower than normalising the
+    transposed ``(L, L, S)`` layout, where every step covers ``S`` rows at once. The two
+    transposing copies are tiny (``L * L * S`` elements)."""
+    if scores.shape[-1] > 32 or scores.device.type != "cpu":
+        return scores.softmax(dim=-1)
+    across = scores.permute(1, 2, 0).contiguous()  # (L, L, S): rows side by side
+    return across.softmax(dim=1).permute(2, 0, 1).contiguous()  # (S, L, L)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class Block(nn.Module):
             self.add_module(f"{prefix}_fc", nn.Linear(dim, dim))
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self._fused: dict[str, tuple] = {}  # prefix -> (key, (W, b)): see fused_proj_fc
         self.mlp = Mlp(dim, int(round(dim * mlp_ratio)), drop)
 
     def fused_proj_fc(self, prefix: str, num_tokens: int) -> tuple[Tensor, Tensor] | None:
@@ -90,26 +91,37 @@ class Block(nn.Module):
         In eval mode without autograd nothing sits between a stage's ``attn.proj`` and its
         ``_fc`` (dropout and drop-path are identities), so the two D x D products collapse
         into one: ``W = W_fc W_proj``, ``b = W_fc b_proj + b_fc``. Forming W costs D^3
-        multiply-adds and saves ``num_tokens * D^2``, so it is done (fresh on every call: no
-        cache to go stale) only when there are more tokens than channels. Returns None when
-        training, recording gradients, or tracing/compiling (exported graphs keep the
-        parameters as they are), and when it would not pay off.
+        multiply-adds and saves ``num_tokens * D^2`` per call; it is kept for the next call
+        under a key of the four parameters' versions, storage and the autocast dtype, so any
+        change to the weights (an optimiser step, ``load_state_dict``, ``.to()``) makes it be
+        formed again. Returns None when training, recording gradients, or tracing/compiling
+        (exported graphs keep the parameters as they are), and when it would not pay off.
         """
         proj, fc = getattr(self, f"{prefix}_attn").proj, getattr(self, f"{prefix}_fc")
         if (self.training or torch.is_grad_enabled() or num_tokens <= fc.in_features
                 or torch.jit.is_tracing() or torch.compiler.is_compiling()):
             return None
+        params = (fc.weight, fc.bias, proj.weight, proj.bias)
+        device = fc.weight.device.type
+        autocast = (torch.get_autocast_dtype(device) if torch.amp.is_autocast_available(device)
+                    and torch.is_autocast_enabled(device) else None)
+        key = (autocast, *((t.data_ptr(), t._version) for t in params))
+        cached = self._fused.get(prefix)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         weight = fc.weight @ proj.weight  # (D, D)
         bias = torch.addmv(fc.bias, fc.weight, proj.bias)  # (D,)
+        self._fused[prefix] = (key, (weight, bias))
         return weight, bias
 
     def forward(self, cls: Tensor, x: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """cls ``(B, 1, D)``, x ``(B, T, N, D)`` with ``N = grid[0] * grid[1]`` -> same shapes."""
+        if not self.training and _may_update_in_place():
+            return self._forward_in_place(cls, x, grid)
         for prefix, partition in self.stages:
             dx, _ = grouped_attention(
                 getattr(self, f"{prefix}_attn"), getattr(self, f"{prefix}_norm1"), x, grid,
-                partition, drop_path=self.drop_path, fc=getattr(self, f"{prefix}_fc"),
-                fused_proj_fc=self.fused_proj_fc(prefix, x.shape[0] * x.shape[1] * x.shape[2]))
+                partition, drop_path=self.drop_path, fc=getattr(self, f"{prefix}_fc"))
             x = x + dx
         dx, dcls = grouped_attention(self.attn, self.norm1, x, grid, self.last_partition,
                                      cls=cls, drop_path=self.drop_path)
@@ -121,6 +133,53 @@ class Block(nn.Module):
         tokens = torch.cat([cls, x.reshape(B, T * N, D)], dim=1)  # (B, 1 + T*N, D)
         tokens = tokens + self.drop_path(self.mlp(self.norm2(tokens)))
         return tokens[:, :1], tokens[:, 1:].reshape(B, T, N, D)  # views
+
+    def _forward_in_place(self, cls: Tensor, x: Tensor, grid: tuple[int, int]
+                          ) -> tuple[Tensor, Tensor]:
+        """Inference: the same sums, accumulated in place into one ``(B, 1 + T*N, D)`` buffer.
+
+        Every residual update then writes into memory that is already mapped and warm instead
+        of a fresh tensor per add (each ~5 MB at 8 x 224: on a CPU the page faults and cache
+        misses of those allocations cost more than the adds), and the buffer the MLP needs
+        is the residual stream itself, so no concatenation per block. The blocks of one
+        forward pass hand the same buffer on (see ``_token_buffer``).
+        """
+        B, T, N, D = x.shape
+        tokens = _token_buffer(cls, x)  # (B, 1 + T*N, D)
+        cls, x = tokens[:, :1], tokens[:, 1:].view(B, T, N, D)  # views into tokens
+        for prefix, partition in self.stages:
+            dx, _ = grouped_attention(
+                getattr(self, f"{prefix}_attn"), getattr(self, f"{prefix}_norm1"), x, grid,
+                partition, fc=getattr(self, f"{prefix}_fc"),
+                fused_proj_fc=self.fused_proj_fc(prefix, B * T * N))
+            x.add_(dx)
+        dx, dcls = grouped_attention(self.attn, self.norm1, x, grid, self.last_partition,
+                                     cls=cls)
+        x.add_(dx)
+        cls.add_(dcls)
+        tokens.add_(self.mlp(self.norm2(tokens)))
+        return cls, x
+
+
+def _may_update_in_place() -> bool:
+    """In-place residual updates are safe when nothing records the graph: no autograd (which
+    saves block inputs for the backward pass), no tracing or compiling (exported graphs keep
+    the functional form)."""
+    return not (torch.is_grad_enabled() or torch.jit.is_tracing()
+                or torch.compiler.is_compiling())
+
+
+def _token_buffer(cls: Tensor, x: Tensor) -> Tensor:
+    """The ``(B, 1 + T*N, D)`` tensor that ``cls (B, 1, D)`` and ``x (B, T, N, D)`` are the two
+    halves of, when the previous block returned them as views of one; else a new one (copy)."""
+    B, T, N, D = x.shape
+    base = x._base
+    if (base is not None and base is cls._base and base.shape == (B, 1 + T * N, D)
+            and base.is_contiguous() and cls.data_ptr() == base.data_ptr()
+            and x.data_ptr() == base.data_ptr() + D * base.element_size()
+            and x.stride() == (base.stride(0), N * D, D, 1)):
+        return base
+    return torch.cat([cls, x.reshape(B, T * N, D)], dim=1)  # (B, 1 + T*N, D)
 
 
 def resize_pos_embed(pos_embed: Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int],
@@ -316,7 +375,7 @@ class TimeSformer(nn.Module):
         if self.time_embed is None:
             cls = cls.reshape(B, T, D).mean(dim=1, keepdim=True)  # (B, 1, D)
             x = x.reshape(B, T, N, D).mean(dim=1, keepdim=True)  # (B, 1, N, D)
-        tokens = torch.cat([cls, x.flatten(1, 2)], dim=1)  # (B, 1 + T'*N, D)
+        tokens = _token_buffer(cls, x)  # (B, 1 + T'*N, D)
         return self.norm(tokens)
 
     def forward_head(self, feats: Tensor, pre_logits: bool = False) -> Tensor:
