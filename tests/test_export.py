@@ -134,3 +134,54 @@ def test_verify_onnx_refuses_an_export_of_the_other_kind(tmp_path):
     path = export_onnx(model, tmp_path / "tsm.onnx", input_size=32)
     with pytest.raises(ValueError, match="not an online export"):
         verify_onnx(model, path, online=True)
+
+
+@pytest.mark.parametrize("place", ["residual", "inplace"])
+def test_split_online_graph_streams_exactly_and_copies_less(tmp_path, place):
+    """The shift-split rewrite (vidcls.export.shift_split) changes the graph, not the function:
+    the split and the traced graph stream the same logits as OnlineTSM and the offline model,
+    and the rewritten blocks read no Slice / Concat of their input any more."""
+    import onnx
+
+    model = _calibrated("tsm_resnet18", shift_mode="unidirectional", shift_place=place)
+    split = export_onnx(model, tmp_path / "split.onnx", online=True, input_size=32)
+    traced = export_onnx(model, tmp_path / "traced.onnx", online=True, input_size=32,
+                         split_shift=False)
+    # ResNet-18: 8 shifted blocks; the 3 with 64 input channels (fold 8) stay as traced
+    assert read_onnx_metadata(split)["shift_split"] == 5
+    assert read_onnx_metadata(traced)["shift_split"] == 0
+    graphs = {p: onnx.load(str(p)).graph for p in (split, traced)}
+    made_by = {p: {o: n.op_type for n in g.node for o in n.output} for p, g in graphs.items()}
+    sliced = {p: [k for k in range(8) if made_by[p][f"state_out_{k}"] == "Slice"]
+              for p in graphs}
+    assert sliced[traced] == list(range(8)) and len(sliced[split]) == 3
+    concats = {p: sum(n.op_type == "Concat" for n in g.node) for p, g in graphs.items()}
+    assert concats[split] < concats[traced]
+
+    x = torch.randn(2, 5, 3, 32, 32)
+    online = OnlineTSM(model)
+    with torch.no_grad():
+        torch_streamed = torch.stack([online.step(x[:, t]) for t in range(5)], 1).numpy()
+        offline = model.forward_frames(x).numpy()
+    for path in (split, traced):
+        session = OnnxStreamSession(path, threads=1)
+        streamed = np.stack([session.step(x[:, t]) for t in range(5)], axis=1)  # (B, T, K)
+        np.testing.assert_allclose(streamed, torch_streamed, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(streamed, offline, atol=1e-4, rtol=0)
+
+
+def test_stream_session_bound_caches_equal_explicit_state(tmp_path):
+    """OnnxStreamSession.step (caches bound in onnxruntime, swapped each frame) gives what
+    step_with_state gives with the caches passed by hand, and a new batch size restarts."""
+    model = _calibrated("tsm_resnet18", shift_mode="unidirectional")
+    session = OnnxStreamSession(export_onnx(model, tmp_path / "o.onnx", online=True,
+                                            input_size=32), threads=1)
+    x = np.random.default_rng(0).standard_normal((1, 4, 3, 32, 32)).astype(np.float32)
+    state, by_hand = session.initial_state(1), []
+    for t in range(4):
+        logits, state = session.step_with_state(x[:, t], state)
+        by_hand.append(logits)
+    bound = [session.step(x[:, t]) for t in range(4)]
+    bound[0][:] = 0  # a returned array is the caller's: it must not alias the next frame's
+    np.testing.assert_allclose(np.stack(bound[1:]), np.stack(by_hand[1:]), atol=1e-6, rtol=0)
+    assert session.step(np.repeat(x[:, 0], 3, axis=0)).shape[0] == 3

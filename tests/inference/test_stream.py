@@ -64,7 +64,8 @@ def test_torch_stream_equals_offline_model_and_smooths(tmp_path):
     expected = _expected_frame_logits(model, frames)
 
     stats = StreamStats()
-    records = list(stream_predictions(video, ckpt, smooth=3, top_k=2, stats=stats))
+    records = list(stream_predictions(video, ckpt, smooth=3, top_k=2, stats=stats,
+                                      precision="fp32"))  # exact: the fp32 path
     assert [r["frame"] for r in records] == list(range(8))
     got = torch.from_numpy(np.stack([r["logits"] for r in records])).float()
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
@@ -87,7 +88,8 @@ def test_onnx_backend_equals_torch_on_a_frame_folder(tmp_path):
     frames = list(iter_frames(_video(tmp_path, frames=6)))
     for i, img in enumerate(frames, start=1):
         Image.fromarray(img).save(folder / f"img_{i:05d}.png")
-    torch_recs = list(stream_predictions(folder, ckpt, backend="torch", smooth=1))
+    torch_recs = list(stream_predictions(folder, ckpt, backend="torch", smooth=1,
+                                        precision="fp32"))
     onnx_recs = list(stream_predictions(folder, ckpt, backend="onnx", smooth=1,
                                          threads=1))
     assert len(torch_recs) == len(onnx_recs) == 6
@@ -96,13 +98,54 @@ def test_onnx_backend_equals_torch_on_a_frame_folder(tmp_path):
     assert [r["index"] for r in onnx_recs] == [r["index"] for r in torch_recs]
 
 
+@pytest.mark.parametrize("name", ["tsm_resnet18", "tsn_resnet18"])
+def test_openvino_backend_equals_torch(tmp_path, name):
+    """OpenVINO runs the same ONNX export: at fp32 the logits are PyTorch's (TSM: the online
+    step with its caches; TSN: the one-frame export); at ``auto`` (bf16 where native) the same
+    top-1 on most frames."""
+    pytest.importorskip("openvino")
+    from vidcls.engine.runtime import native_bf16
+
+    options = {"shift_mode": "unidirectional"} if name.startswith("tsm") else {}
+    ckpt = _checkpoint(tmp_path, name=name, **options)
+    video = _video(tmp_path)
+    torch_recs = list(stream_predictions(video, ckpt, smooth=1, precision="fp32"))
+    ov_recs = list(stream_predictions(video, ckpt, backend="openvino", smooth=1, threads=1,
+                                      precision="fp32"))
+    np.testing.assert_allclose(np.stack([r["logits"] for r in ov_recs]),
+                               np.stack([r["logits"] for r in torch_recs]), atol=1e-3, rtol=0)
+    if native_bf16():
+        fast = list(stream_predictions(video, ckpt, backend="openvino", smooth=1, threads=1))
+        same = [a["index"] == b["index"] for a, b in zip(fast, torch_recs)]
+        assert sum(same) >= 6, same  # 8 frames
+
+
+def test_openvino_backend_missing_is_one_line(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    from vidcls.cli import main
+
+    real_import = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name == "openvino" or name.startswith("openvino."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    ckpt = _checkpoint(tmp_path, shift_mode="unidirectional")
+    assert main(["stream", str(_video(tmp_path, frames=2)), "--checkpoint", str(ckpt),
+                 "--backend", "openvino"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'vidcls[openvino]'" in err and len(err.splitlines()) == 1
+
+
 def test_tsn_streams_and_offline_models_are_refused(tmp_path):
     from vidcls.engine.checkpoint import load_model
 
     video = _video(tmp_path, frames=4)
     tsn = _checkpoint(tmp_path, name="tsn_resnet18")
     model, _ = load_model(tsn)
-    recs = list(stream_predictions(video, tsn, smooth=1))
+    recs = list(stream_predictions(video, tsn, smooth=1, precision="fp32"))
     got = torch.from_numpy(np.stack([r["logits"] for r in recs])).float()
     expected = _expected_frame_logits(model, np.stack(list(iter_frames(video))))
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)

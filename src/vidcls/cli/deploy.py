@@ -101,28 +101,82 @@ def _add_convert_parser(subparsers) -> None:
 
 
 # ------------------------------------------------------------------------------ export
+def _export_paths(args: argparse.Namespace) -> Path:
+    """The output file: ``-o``, else ``CKPT/model[_online][_int8].onnx`` (``NAME...`` for
+    ``--model``)."""
+    if args.output:
+        return Path(args.output)
+    stem = "model" if args.checkpoint else args.model
+    stem += ("_online" if args.online else "") + ("_int8" if args.int8 else "")
+    return Path(args.checkpoint) / f"{stem}.onnx" if args.checkpoint else Path(f"{stem}.onnx")
+
+
+def _check_int8_options(args: argparse.Namespace) -> list:
+    """The calibration sources of ``--int8`` (checked before anything is exported)."""
+    from vidcls.export.quantize import calibration_sources
+
+    if args.calibrate and not args.int8:
+        raise ValueError("--calibrate is for --int8 (the clips int8 ranges are measured on)")
+    if not args.int8:
+        return []
+    if not args.online:
+        raise ValueError("--int8 quantizes the online step: add --online")
+    if not args.calibrate:
+        raise ValueError("--int8 needs --calibrate VIDEO [VIDEO ...] (or a text list of "
+                         "videos): a few clips like the ones the model will see")
+    if args.calibrate_frames < 1:
+        raise ValueError(f"--calibrate-frames must be >= 1, got {args.calibrate_frames}")
+    return calibration_sources(args.calibrate)
+
+
+def _quantize(args, model, meta, fp32: Path, out: Path, sources: list) -> None:
+    from vidcls.engine.checkpoint import read_preprocessing
+    from vidcls.export.quantize import calibration_clips, int8_agreement, quantize_online
+
+    prep = read_preprocessing(meta, model)
+    if args.input_size:
+        prep = prep.replace(input_size=args.input_size)
+    clips = calibration_clips(sources, prep, frames=args.calibrate_frames)
+    quantize_online(fp32, out, clips)
+    check = int8_agreement(fp32, out, clips)
+    print(f"wrote {out} (int8, calibrated on {check['frames']} frames of {len(clips)} clips)")
+    print(f"int8 vs fp32 on the calibration frames: same top-1 on "
+          f"{100 * check['top1_agreement']:.1f}%, max |probability difference| = "
+          f"{check['max_prob_diff']:.3f}")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    import tempfile
+
     from vidcls.engine.checkpoint import load_model
     from vidcls.export import export_onnx, verify_onnx
 
-    try:
-        if (args.checkpoint is None) == (args.model is None):
-            raise ValueError("give a checkpoint directory or --model NAME (not both)")
-        model, meta = load_model(model_source(args))
-        default = "model_online.onnx" if args.online else "model.onnx"
-        out = Path(args.output or (Path(args.checkpoint) / default if args.checkpoint
-                                   else f"{args.model}{'_online' if args.online else ''}.onnx"))
-        export_onnx(model, out, online=args.online, input_size=args.input_size,
-                    num_frames=args.num_frames, opset=args.opset, meta=meta,
-                    exporter=args.exporter)
-    except (ValueError, OSError) as err:  # OSError: also a failed download (--model)
-        return fail("export", err)
-    print(f"wrote {out}")
-    if args.no_verify:
-        return 0
-    check = verify_onnx(model, out, online=args.online)
-    print(f"onnxruntime vs PyTorch: max |logit difference| = {check['max_abs_diff']:.2e}")
-    return 0 if check["ok"] else 1
+    with tempfile.TemporaryDirectory(prefix="vidcls-export-") as tmp:
+        try:
+            if (args.checkpoint is None) == (args.model is None):
+                raise ValueError("give a checkpoint directory or --model NAME (not both)")
+            sources = _check_int8_options(args)
+            model, meta = load_model(model_source(args))
+            out = _export_paths(args)
+            fp32 = Path(tmp) / "fp32.onnx" if args.int8 else out
+            export_onnx(model, fp32, online=args.online, input_size=args.input_size,
+                        num_frames=args.num_frames, opset=args.opset, meta=meta,
+                        exporter=args.exporter)
+        except (ValueError, OSError) as err:  # OSError: also a failed download (--model)
+            return fail("export", err)
+        if not args.int8:
+            print(f"wrote {out}")
+        if not args.no_verify:
+            check = verify_onnx(model, fp32, online=args.online)
+            print(f"onnxruntime vs PyTorch: max |logit difference| = {check['max_abs_diff']:.2e}")
+            if not check["ok"]:
+                return 1
+        if args.int8:
+            try:
+                _quantize(args, model, meta, fp32, out, sources)
+            except (ValueError, OSError) as err:
+                return fail("export", err)
+    return 0
 
 
 def _add_export_parser(subparsers) -> None:
@@ -130,21 +184,30 @@ def _add_export_parser(subparsers) -> None:
                                                     "dynamic batch axis. --online exports a "
                                                     "unidirectional TSM as a step function "
                                                     "whose shift caches are explicit "
-                                                    "inputs/outputs.")
+                                                    "inputs/outputs; --int8 then quantizes it, "
+                                                    "calibrated on a few clips.")
     p.add_argument("checkpoint", nargs="?", help="vidcls checkpoint directory")
     p.add_argument("--model", metavar="NAME", help="or a published model by name (vidcls "
-                   "models; default output NAME[_online].onnx)")
+                   "models; default output NAME[_online][_int8].onnx)")
     p.add_argument("--offline", action="store_true", default=None,
                    help="with --model: use the cache only (also VIDCLS_OFFLINE=1)")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format")
     p.add_argument("--online", action="store_true", help="export the streaming step function")
-    p.add_argument("-o", "--output", help="output file (default: CKPT/model[_online].onnx)")
+    p.add_argument("-o", "--output", help="output file (default: "
+                                          "CKPT/model[_online][_int8].onnx)")
     p.add_argument("--input-size", type=int, help="crop size (default: the checkpoint's)")
     p.add_argument("--num-frames", type=int, help="frames per clip of an offline graph")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--exporter", default="torchscript", choices=("torchscript", "dynamo"))
     p.add_argument("--no-verify", action="store_true",
                    help="skip the onnxruntime vs PyTorch check")
+    p.add_argument("--int8", action="store_true",
+                   help="with --online: write the int8 (static post-training quantized) step")
+    p.add_argument("--calibrate", nargs="+", metavar="VIDEO",
+                   help="--int8 calibration clips: video files, frame folders, folders of "
+                        "videos or text lists of them (one per line)")
+    p.add_argument("--calibrate-frames", type=int, default=16,
+                   help="frames read from the start of each calibration clip (default 16)")
     p.set_defaults(func=cmd_export)
 
 
@@ -204,8 +267,11 @@ def _add_stream_parser(subparsers) -> None:
                                                     "and fps. Ctrl-C stops with a summary.")
     p.add_argument("source", help="video file, frame folder, camera index/device or URL")
     add_model_source(p, what="vidcls checkpoint directory of an online (unidirectional) TSM")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnx"))
-    p.add_argument("--onnx", help="onnx backend: an existing online export to use")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnx", "openvino"),
+                   help="torch; onnx (onnxruntime, fp32 or an int8 export); openvino (pip "
+                        "install 'vidcls[openvino]'; bf16 where the CPU computes it natively)")
+    p.add_argument("--onnx", help="onnx / openvino backend: an existing online export to use "
+                                  "(e.g. model_online_int8.onnx from export --int8)")
     p.add_argument("--smooth", type=int, default=12,
                    help="average the logits over the last N frames (default 12, as the TSM demo)")
     p.add_argument("--top-k", type=int, default=1)

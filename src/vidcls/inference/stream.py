@@ -9,7 +9,9 @@ PyAV opens (``rtsp://``, ``http://`` URLs), read by ``vidcls.data.sources``. Eve
 preprocessed by the checkpoint's own test transform (``Preprocessing.eval_transform``: short
 side resized to ``resize``, centre crop ``input_size``), normalised with its mean/std, and fed
 to the model's step function: one 2-D CNN frame of compute, the shift caches carried over
-(:class:`vidcls.models.online_tsm.OnlineTSM`, or its ONNX export with ``backend="onnx"``). The
+(:class:`vidcls.models.online_tsm.OnlineTSM`, or its ONNX export with ``backend="onnx"``
+(onnxruntime) or ``backend="openvino"`` (OpenVINO: bf16 where the CPU computes it natively,
+1.6-1.9x onnxruntime's fp32 there; ``benchmarks/bench_online.py``)). The
 prediction is the arg-max of the logits averaged over the last
 ``smooth`` frames (the TSM authors' demo averages 12).
 
@@ -42,13 +44,13 @@ from vidcls.data.transforms import normalize
 from vidcls.data.writer import VideoWriter
 from vidcls.engine.checkpoint import load_model, read_preprocessing
 from vidcls.engine.inference import prepare_for_inference
-from vidcls.engine.runtime import autocast_context
+from vidcls.engine.runtime import autocast_context, resolve_precision
 from vidcls.models.online_tsm import OnlineTSM, check_streamable
 
 __all__ = ["StreamPredictor", "StreamStats", "AnnotatedWriter", "open_source", "iter_frames",
            "stream_predictions", "overlay_text", "BACKENDS"]
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
 
 
 # ------------------------------------------------------------------------------ backends
@@ -76,13 +78,15 @@ class _TorchBackend:
 
 
 class _OnnxBackend:
-    """The same step through onnxruntime: the online export for TSM (shift caches as
-    inputs/outputs), a one-frame offline export for TSN."""
+    """The same step through an ONNX runtime: the online export for TSM (shift caches as
+    inputs/outputs), a one-frame offline export for TSN. ``runtime="onnxruntime"`` (fp32, or
+    int8 for an int8 export) or ``"openvino"`` (``precision``: fp32, or bf16 where native)."""
 
     def __init__(self, model: nn.Module, meta: dict, size: int, onnx_path: str | Path | None,
-                 threads: int | None):
+                 threads: int | None, runtime: str = "onnxruntime", precision: str = "fp32"):
         from vidcls.export import export_onnx
 
+        self.runtime, self.precision = runtime, precision
         online = model.tsm is not None
         if onnx_path is None:  # export now; the session holds the graph, the file can go
             with tempfile.TemporaryDirectory(prefix="vidcls-stream-") as tmp:
@@ -98,13 +102,20 @@ class _OnnxBackend:
             self._open(onnx_path, online, threads)
 
     def _open(self, path: str | Path, online: bool, threads: int | None) -> None:
-        from vidcls.export import OnnxClassifier, OnnxStreamSession
-
+        if self.runtime == "openvino":
+            from vidcls.export.openvino_session import (OpenVinoClassifier,
+                                                        OpenVinoStreamSession)
+            stream_cls, clip_cls = OpenVinoStreamSession, OpenVinoClassifier
+            options = {"threads": threads, "precision": self.precision}
+        else:
+            from vidcls.export import OnnxClassifier, OnnxStreamSession
+            stream_cls, clip_cls = OnnxStreamSession, OnnxClassifier
+            options = {"threads": threads}
         if online:
-            self.session = OnnxStreamSession(path, threads=threads)
+            self.session = stream_cls(path, **options)
             self.run = self.session.step
         else:
-            classifier = OnnxClassifier(path, threads=threads)
+            classifier = clip_cls(path, **options)
             self.session = None
             self.run = lambda frame: classifier(frame[:, None])  # (1, 1, 3, S, S)
 
@@ -120,9 +131,10 @@ class _OnnxBackend:
 class StreamPredictor:
     """Frame-in, prediction-out: preprocessing, the model step, smoothing.
 
-    ``StreamPredictor(checkpoint, backend="torch" | "onnx", smooth=12)``;
+    ``StreamPredictor(checkpoint, backend="torch" | "onnx" | "openvino", smooth=12)``;
     ``step(rgb uint8 (H, W, 3)) -> record dict`` (see the module docstring); ``reset()`` starts
-    a new stream. ``onnx_path`` reuses an online export instead of exporting on the fly;
+    a new stream. ``onnx_path`` reuses an online export instead of exporting on the fly (also
+    an int8 one, ``vidcls export --online --int8``, with ``backend="onnx"``);
     ``warmup`` runs one blank frame first so the first real frame's latency is representative.
     """
 
@@ -134,6 +146,7 @@ class StreamPredictor:
             raise ValueError(f"unknown backend {backend!r}; use one of {BACKENDS}")
         if smooth < 1:
             raise ValueError(f"smooth must be >= 1 frame, got {smooth}")
+        owned = model is None  # loaded here: its batch norms may be folded (torch backend)
         if model is None:
             if checkpoint is None:
                 raise ValueError("give a checkpoint (or a model with its meta)")
@@ -153,9 +166,14 @@ class StreamPredictor:
         self.top_k = max(1, min(int(top_k), len(self.classes)))
         self.backend_name = backend
         if backend == "torch":  # the fast path: channels_last CNN, native bf16 where there is
-            self.precision = prepare_for_inference(model, torch.device("cpu"), precision)
+            self.precision = prepare_for_inference(model, torch.device("cpu"), precision,
+                                                   fold_batchnorm=owned)
             self.backend = _TorchBackend(model, self.precision)
-        else:  # the ONNX graph is fp32
+        elif backend == "openvino":  # bf16 where native too (OpenVINO's inference precision)
+            self.precision = resolve_precision(precision, torch.device("cpu"))
+            self.backend = _OnnxBackend(model, meta, self.size, onnx_path, threads,
+                                        runtime="openvino", precision=self.precision)
+        else:  # onnxruntime runs the graph as exported: fp32 (or an int8 export)
             self.precision = "fp32"
             self.backend = _OnnxBackend(model, meta, self.size, onnx_path, threads)
         self._history: deque[np.ndarray] = deque(maxlen=self.smooth)

@@ -25,6 +25,11 @@ Differences from the reference, all deliberate:
 Model contract (shared by all vidcls models): input float ``(B, T, 3, H, W)``, normalised with
 ``preprocessing["mean"/"std"]``; output logits ``(B, num_classes)``;
 ``forward(x) == forward_head(forward_features(x))``.
+
+Long because: the block has two forms of one computation (the functional one autograd and
+exporters need, and the in-place inference one that keeps the residual stream in one buffer),
+and the weight filters that take every known checkpoint layout to this model sit beside the
+parameter names they depend on.
 """
 from __future__ import annotations
 

@@ -1,50 +1,24 @@
-"""ONNX export: offline models with a dynamic batch axis, and online TSM as a step function.
-
-* Offline (TSN / TSM / TimeSformer): ``clip (B, T, 3, S, S) -> logits (B, K)``, ``B`` dynamic.
-  The temporal shift has an export path built from slices and ``torch.cat`` with shape
-  arithmetic through ``reshape(-1, ...)`` only (:mod:`vidcls.ops.temporal_shift`), so tracing
-  emits no ``TracerWarning`` and the batch axis really stays dynamic -- the TSM repo's
-  in-place shift could not be exported (its issues #77, #103, #189).
-* Online (``online=True``, a unidirectional TSM): the step function of
-  :class:`vidcls.models.online_tsm.OnlineTSM` with the shift caches as explicit inputs and
-  outputs, ``logits, *state_out = f(frame, *state_in)``, as the TSM authors' online demo
-  exports it.
-  Inputs ``frame``, ``state_in_0..``; outputs ``logits``, ``state_out_0..``; all with a dynamic
-  batch axis. Start a stream with zero states of the shapes recorded in the metadata.
-
-Metadata (``metadata_props`` of the ONNX model, JSON strings): ``vidcls.kind`` (``offline`` /
-``online``), ``vidcls.model`` (build config), ``vidcls.classes``, ``vidcls.preprocessing`` (the
-model card as :meth:`vidcls.models.Preprocessing.to_dict` writes it: the checkpoint meta's
-record, fields it lacks from the model's own), ``vidcls.input_names`` /
-``vidcls.output_names``, and for online models ``vidcls.state_names`` /
-``vidcls.state_shapes`` (per-stream shapes ``(fold, h, w)``).
-
-Checking an export: :func:`verify_onnx` runs the file in onnxruntime and the model in PyTorch
-on the same random input and reports the largest logit difference (``vidcls export`` does this
-after every export unless ``--no-verify``).
-
-Exporter: torch 2.13 has both the TorchScript tracer (``dynamo=False``, deprecated but
-10x faster here: ~5 s for a ResNet-18 TSM) and the ``torch.export`` one (``dynamo=True``,
-needs onnxscript). ``exporter="torchscript"`` (default) uses the tracer, ``"dynamo"`` the
-other; both give the same graph semantics and are verified by onnxruntime in the tests.
-"""
+"""ONNX export of offline models and of the online TSM step, and the check that an export
+computes its model (see :mod:`vidcls.export` for the graph contracts and metadata)."""
 from __future__ import annotations
 
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from vidcls.engine.checkpoint import read_preprocessing
+from vidcls.export.metadata import set_metadata
+from vidcls.export.sessions import OnnxClassifier, OnnxStreamSession
+from vidcls.export.shift_split import split_shift_channels
 from vidcls.models import Preprocessing
 from vidcls.models.online_tsm import OnlineTSM
 
-__all__ = ["export_onnx", "verify_onnx", "read_onnx_metadata", "OnnxStreamSession",
-           "OnnxClassifier", "onnx_session"]
+__all__ = ["export_onnx", "verify_onnx", "EXPORTERS"]
 
 EXPORTERS = ("torchscript", "dynamo")
 
@@ -95,14 +69,16 @@ def _run_exporter(module: nn.Module, args: tuple, path: Path, *, input_names: li
             program.save(str(path))
 
 
-def _write_metadata(path: Path, props: dict[str, str]) -> None:
+def _finish(path: Path, props: dict[str, str], *, online: bool, split_shift: bool) -> None:
+    """Rewrite the online step for onnxruntime (:mod:`vidcls.export.shift_split`) and record
+    the metadata, in one load and save of the file."""
     import onnx
 
     proto = onnx.load(str(path))
-    existing = {p.key: p for p in proto.metadata_props}
-    for key, value in props.items():
-        entry = existing.get(key) or proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    if online:
+        count = split_shift_channels(proto) if split_shift else 0
+        props["vidcls.shift_split"] = json.dumps(count)
+    set_metadata(proto, props)
     onnx.save(proto, str(path))
 
 
@@ -110,7 +86,7 @@ def _write_metadata(path: Path, props: dict[str, str]) -> None:
 def export_onnx(model: nn.Module, path: str | Path, online: bool = False,
                 input_size: int | None = None, *, num_frames: int | None = None,
                 opset: int = 17, meta: dict | None = None,
-                exporter: str = "torchscript") -> Path:
+                exporter: str = "torchscript", split_shift: bool = True) -> Path:
     """Export ``model`` to ONNX at ``path``; returns the path.
 
     ``input_size``: crop size of the exported graph (default: the crop height of the model
@@ -118,6 +94,9 @@ def export_onnx(model: nn.Module, path: str | Path, online: bool = False,
     offline graph (default: the model's).
     ``online=True`` exports the unidirectional TSM step function (see the module docstring).
     ``meta``: a checkpoint's meta (classes, preprocessing) to record in the ONNX metadata.
+    ``split_shift`` (online): keep the residual streams split at the cached channels so
+    onnxruntime copies nothing for the shift (:mod:`vidcls.export.shift_split`; the same
+    function, recorded as ``vidcls.shift_split``, the number of blocks rewritten).
     The model is put in eval mode on the CPU in float32 (export is for deployment).
     """
     path = Path(path)
@@ -150,7 +129,7 @@ def export_onnx(model: nn.Module, path: str | Path, online: bool = False,
                       "vidcls.clip_shape": json.dumps([frames, 3, size, size])})
     props.update({"vidcls.input_names": json.dumps(inputs),
                   "vidcls.output_names": json.dumps(outputs)})
-    _write_metadata(path, props)
+    _finish(path, props, online=online, split_shift=split_shift)
     return path
 
 
@@ -186,86 +165,3 @@ def verify_onnx(model: nn.Module, path: str | Path, *, online: bool = False, see
         clip = torch.randn(batch, *classifier.meta["clip_shape"], generator=generator)
         diff = float(np.abs(classifier(clip) - model(clip).numpy()).max())
     return {"max_abs_diff": diff, "atol": atol, "ok": diff < atol}
-
-
-def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
-    """The ``vidcls.*`` metadata of an exported model, JSON-decoded, without the prefix."""
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    out = {}
-    for prop in proto.metadata_props:
-        if prop.key.startswith("vidcls."):
-            try:
-                out[prop.key[len("vidcls."):]] = json.loads(prop.value)
-            except json.JSONDecodeError:
-                out[prop.key[len("vidcls."):]] = prop.value
-    return out
-
-
-def onnx_session(path: str | Path, *, threads: int | None = None):
-    """An onnxruntime CPU session (``threads``: intra-op threads, default onnxruntime's)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(str(path), sess_options=options,
-                                providers=["CPUExecutionProvider"])
-
-
-class OnnxClassifier:
-    """An exported offline model: ``__call__(clip (B, T, 3, S, S) float) -> logits (B, K)``."""
-
-    def __init__(self, path: str | Path, *, threads: int | None = None):
-        self.session = onnx_session(path, threads=threads)
-        self.meta = read_onnx_metadata(path)
-        if self.meta.get("kind") != "offline":
-            raise ValueError(f"{path} is an {self.meta.get('kind')!r} export; OnnxClassifier "
-                             "runs offline ones (use OnnxStreamSession)")
-
-    def __call__(self, clip) -> np.ndarray:
-        clip = clip.numpy() if isinstance(clip, torch.Tensor) else np.asarray(clip)
-        return self.session.run(["logits"], {"clip": clip.astype(np.float32)})[0]
-
-
-class OnnxStreamSession:
-    """Runs an online export frame by frame, keeping the shift caches between calls.
-
-    ``step(frame (B, 3, S, S)) -> logits (B, K)`` (numpy); ``reset()`` starts a new stream
-    (zero caches, the offline shift's zero padding before frame 0).
-    """
-
-    def __init__(self, path: str | Path, *, threads: int | None = None):
-        self.session = onnx_session(path, threads=threads)
-        self.meta = read_onnx_metadata(path)
-        if self.meta.get("kind") != "online":
-            raise ValueError(f"{path} is not an online export (export it with online=True / "
-                             "vidcls export --online)")
-        self.state_names: list[str] = list(self.meta["state_names"])
-        self.state_shapes: list[Sequence[int]] = [tuple(s) for s in self.meta["state_shapes"]]
-        self.output_names = ["logits"] + [n.replace("_in_", "_out_") for n in self.state_names]
-        self._state: list[np.ndarray] | None = None
-
-    def reset(self) -> None:
-        self._state = None
-
-    def initial_state(self, batch: int = 1) -> list[np.ndarray]:
-        return [np.zeros((batch, *shape), np.float32) for shape in self.state_shapes]
-
-    def step_with_state(self, frame: np.ndarray, state: list[np.ndarray]
-                        ) -> tuple[np.ndarray, list[np.ndarray]]:
-        feed = {"frame": np.ascontiguousarray(frame, dtype=np.float32)}
-        feed.update(zip(self.state_names, state))
-        logits, *new_state = self.session.run(self.output_names, feed)
-        return logits, new_state
-
-    def step(self, frame) -> np.ndarray:
-        frame = frame.numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
-        if frame.ndim != 4:
-            raise ValueError(f"step expects one frame per stream, (B, 3, H, W); got shape "
-                             f"{frame.shape}")
-        if self._state is None or self._state[0].shape[0] != frame.shape[0]:
-            self._state = self.initial_state(frame.shape[0])
-        logits, self._state = self.step_with_state(frame, self._state)
-        return logits
