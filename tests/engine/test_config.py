@@ -46,7 +46,7 @@ def test_round_trip(tmp_path):
     (["train.epochs=five"], "train.epochs: expected int, got 'five'"),
     (["train.epochs=2.5"], "train.epochs: expected int"),
     (["train.optimizer=adam"], "train.optimizer: 'adam' is not valid; choose one of: sgd, adamw"),
-    (["train.precision=fp8"], "choose one of: fp32, bf16, fp16"),
+    (["train.precision=fp8"], "choose one of: auto, fp32, bf16, fp16"),
     (["data.format=webdataset"], "data.format: 'webdataset' is not valid"),
     (["train.nesterov=1"], "train.nesterov: expected bool"),
     (["data.mean=[0.5,0.5]"], "data.mean: needs 3 values"),

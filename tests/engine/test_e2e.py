@@ -357,3 +357,19 @@ def test_init_resamples_timesformer_embeddings(tmp_path):
     assert init_from_checkpoint(target, path) == []
     assert target.time_embed.shape[1] == 8 and target.pos_embed.shape[1] == 1 + 6 * 6
     torch.testing.assert_close(target.time_embed.mean(1), source.time_embed.mean(1))
+
+
+def test_train_precision_auto_follows_the_device(tmp_path, synth, monkeypatch):
+    """train.precision=auto resolves like inference's auto (bf16 where native, else fp32;
+    VIDCLS_PRECISION pins it), and the resolved precision is what training autocasts with."""
+    from vidcls.engine.runtime import native_bf16
+    from vidcls.engine.trainer import Trainer
+
+    cfg = load_config(write_config(tmp_path / "c.yaml", synth, tmp_path / "run", TINY_TIMESFORMER,
+                                   train={"precision": "auto", "epochs": 1}))
+    assert Trainer(cfg, progress=False).precision == "fp32"  # the suite pins auto = fp32
+    monkeypatch.setenv("VIDCLS_PRECISION", "bf16")
+    assert Trainer(cfg, progress=False).precision == "bf16"
+    monkeypatch.delenv("VIDCLS_PRECISION")
+    want = "bf16" if native_bf16("cpu") else "fp32"
+    assert Trainer(cfg, progress=False).precision == want

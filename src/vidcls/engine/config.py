@@ -144,7 +144,10 @@ class TrainConfig:
     accumulate_steps: Optional[int] = None
     global_batch_size: Optional[int] = None
     partial_bn: bool = False  # freeze every BatchNorm but the first (TSM)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # auto: bf16 where the device computes it natively (AVX-512-BF16 / AMX CPUs, CUDA with
+    # bf16), else fp32. The default stays fp32 so a config trains to the same numbers on every
+    # machine kind.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
     sync_bn: bool = False
     eval_every: int = 1  # epochs between validations (the last epoch is always validated)

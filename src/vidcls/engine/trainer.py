@@ -59,7 +59,7 @@ from vidcls.engine.inference import run_inference, score_inference
 from vidcls.engine.optim import (build_optimizer, build_scheduler, classification_loss,
                                  effective_lr, freeze_partial_bn, set_partial_bn_eval)
 from vidcls.engine.runtime import (StopFlag, autocast_context, progress_bar, resolve_device,
-                                   seed_everything, set_deterministic)
+                                   resolve_precision, seed_everything, set_deterministic)
 
 
 class TrainingDiverged(RuntimeError):
@@ -197,9 +197,14 @@ class Trainer:
                 f"data.batch_size or train.global_batch_size")
         self.optimizer = build_optimizer(self.model, t, self.lr)
         self.scheduler = build_scheduler(self.optimizer, t, self.steps_per_epoch, self.lr)
-        fp16 = t.precision == "fp16" and self.device.type == "cuda"
+        # train.precision=auto: bf16 where the device computes it natively, else fp32
+        try:
+            self.precision = resolve_precision(t.precision, self.device)
+        except ValueError as e:
+            raise ConfigError(f"config key train.precision: {e}") from None
+        fp16 = self.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16) if fp16 else None
-        autocast_context(self.device, t.precision)  # validate precision/device early
+        autocast_context(self.device, self.precision)  # validate precision/device early
 
         self.epoch = 0
         self.batches_done = 0  # micro-batches finished inside self.epoch (mid-epoch resume)
@@ -330,7 +335,7 @@ class Trainer:
             sync = contextlib.nullcontext() if (last_micro or not self.dist.enabled) \
                 else model.no_sync()
             with sync:
-                with autocast_context(self.device, t.precision):
+                with autocast_context(self.device, self.precision):
                     logits = model(x)
                 loss = classification_loss(logits, target, t.label_smoothing)
                 scaled = loss / self.accum
@@ -420,7 +425,7 @@ class Trainer:
         bs = cfg.eval.batch_size or cfg.data.batch_size
         loader = self._loader(self.val_set, self.val_sampler, bs)
         result = run_inference(self.model, loader, device=self.device, mean=self.mean,
-                               std=self.std, precision=cfg.train.precision,
+                               std=self.std, precision=self.precision,
                                dist_info=self.dist, progress=self.progress, desc="validate",
                                multi_label=self.multi_label)
         metrics = score_inference(result, self.num_classes)
