@@ -188,3 +188,14 @@ def test_downsample_path_unshifted_with_residual_placement():
     with torch.no_grad():
         block(x)
     torch.testing.assert_close(seen["x"], x, rtol=0, atol=0)
+
+
+def test_compilers_get_the_functional_form_with_the_same_result(monkeypatch):
+    """Under torch.compile the shift is the slice + cat form (fusable, no in-place copies that
+    would break the graph); it must equal the eager function in both modes and layouts."""
+    x = torch.randn(2 * 4, 16, 3, 3)
+    eager = {(b, cl): temporal_shift(x.contiguous(memory_format=cl), 4, 4, b)
+             for b in (True, False) for cl in (torch.contiguous_format, torch.channels_last)}
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    for (b, cl), want in eager.items():
+        assert torch.equal(temporal_shift(x.contiguous(memory_format=cl), 4, 4, b), want)

@@ -147,7 +147,9 @@ def temporal_shift(x: torch.Tensor, num_frames: int, shift_div: int = 8,
     # and freeze them); slicing and reshape accept them and record the shape arithmetic.
     channels, height, width = x.shape[1:]
     x5 = x.reshape(-1, num_frames, channels, height, width)  # (N, T, C, H, W)
-    if is_exporting():
+    if is_exporting() or torch.compiler.is_compiling():
+        # compilers fuse the functional form into its neighbours; the eager function's
+        # in-place copies would be an opaque graph break
         out = _shift_cat(x5, channels // shift_div, bidirectional)
     else:
         out = _TemporalShiftFunction.apply(x5, shift_fold(channels, shift_div), bidirectional, False)
