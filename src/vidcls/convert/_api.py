@@ -76,13 +76,22 @@ def convert(src: str | Path, fmt: str = AUTO, **options: Any) -> Converted:
     return conv
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, fmt: str = AUTO,
+def convert_checkpoint(src: str | Path, dst: str | Path, fmt: str = AUTO, *,
+                       provenance: dict | None = None, expect_num_classes: int | None = None,
                        **options: Any) -> Path:
     """Convert ``src`` (format ``fmt``, by default read from the file) and write the vidcls
     checkpoint directory ``dst`` (``model.safetensors`` + ``meta.json`` with the model's build
-    options, class names, preprocessing and the conversion's source and assumed defaults)."""
+    options, class names, preprocessing and the conversion's source and assumed defaults).
+
+    ``provenance``: more facts for ``meta["source"]`` (the model zoo records its entry, URL,
+    digest and license). ``expect_num_classes``: fail, writing nothing, when the file's head
+    has another class count (a download that is not the model it was published as)."""
     conv = convert(src, fmt, **options)
-    source = {"file": str(src), **{k: v for k, v in conv.source.items() if v is not None}}
+    if expect_num_classes is not None and conv.model.num_classes != expect_num_classes:
+        raise ValueError(f"{src} has {conv.model.num_classes} classes where "
+                         f"{expect_num_classes} were expected: it is not the model it is named as")
+    source = {"file": str(src), **(provenance or {}),
+              **{k: v for k, v in conv.source.items() if v is not None}}
     meta = build_meta(conv.model, classes=conv.classes, preprocessing=conv.preprocessing,
                       source=source)
     return save_model_checkpoint(dst, conv.model, meta)

@@ -70,19 +70,16 @@ def checkpoint_dir(name: str, *, offline: bool | None = None, progress: bool = T
 
 
 def _convert(entry: ZooEntry, src: Path, ckpt: Path) -> None:
-    from vidcls.convert import convert
-    from vidcls.engine.checkpoint import build_meta, save_model_checkpoint
+    from vidcls.convert import convert_checkpoint
 
     options = dict(entry.options)
     if not entry.classes_in_file:
         options.setdefault("classes", entry.dataset)
-    conv = convert(src, entry.format, **options)
-    if conv.model.num_classes != entry.num_classes:
-        raise ValueError(f"{entry.name}: {src} has {conv.model.num_classes} classes, the zoo "
-                         f"entry says {entry.num_classes}: the file is not the published model")
-    source = {"zoo": entry.name, "format": entry.format, "url": entry.where,
-              "sha256": entry.sha256 or entry.sha256_prefix, "page": entry.page,
-              "license": entry.license, **{k: v for k, v in conv.source.items() if v is not None}}
-    meta = build_meta(conv.model, classes=conv.classes, preprocessing=conv.preprocessing,
-                      source=source)
-    save_model_checkpoint(ckpt, conv.model, meta)
+    provenance = {"zoo": entry.name, "format": entry.format, "url": entry.where,
+                  "sha256": entry.sha256 or entry.sha256_prefix, "page": entry.page,
+                  "license": entry.license}
+    try:
+        convert_checkpoint(src, ckpt, entry.format, provenance=provenance,
+                           expect_num_classes=entry.num_classes, **options)
+    except ValueError as e:
+        raise ValueError(f"{entry.name}: {e}") from None
