@@ -149,3 +149,19 @@ def test_unknown_keys_and_vidcls_checkpoints(tmp_path):
         convert(out)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         convert(tmp_path / "missing.pth")
+
+
+def test_convert_checkpoint_records_provenance_and_checks_the_class_count(tmp_path):
+    import json
+
+    from vidcls.convert import convert_checkpoint
+
+    path, options = write_format_file("tsm-mmaction2", tmp_path / "src")
+    out = convert_checkpoint(path, tmp_path / "ckpt", provenance={"zoo": "x", "license": "MIT"},
+                             **options)
+    source = json.loads((out / "meta.json").read_text())["source"]
+    assert source["zoo"] == "x" and source["license"] == "MIT" and source["file"] == str(path)
+    classes = convert(path, **options).model.num_classes
+    with pytest.raises(ValueError, match=f"has {classes} classes where {classes + 1} were"):
+        convert_checkpoint(path, tmp_path / "bad", expect_num_classes=classes + 1, **options)
+    assert not (tmp_path / "bad").exists()
