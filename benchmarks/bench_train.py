@@ -26,7 +26,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
 
-from vidcls.repro.timing import time_calls
+from vidcls.engine.runtime import resolve_precision
+from vidcls.repro.timing import machine_line, time_calls
 
 
 def build(args, num_classes=10):
@@ -123,6 +124,8 @@ def main(argv=None) -> int:
 
     cnn = args.model.startswith(("tsm_", "tsn_"))
     rows = []
+    print(f"# {machine_line()}")
+    print(f"# train.precision=auto picks {resolve_precision('auto', 'cpu')} on this CPU")
     print(f"# {args.model}, {args.frames} frames x {args.size}x{args.size}, global batch "
           f"{args.batch}, {args.threads} threads, torch {torch.__version__}")
     print(f"{'setting':<34}{'clips/s':>9}{'s/step':>9}{'cpu s/step':>12}")

@@ -49,6 +49,8 @@ TOY: dict[str, tuple[dict[str, str], list[str]]] = {
         ({}, []),
     "vidcls export tsm_k400 --format onnx": ({}, ["--input-size", "64", "--num-frames", "2"]),
     "vidcls export runs/tsm --format onnx --online": ({}, []),
+    "vidcls export runs/tsm --format onnx --online --int8 --calibrate data/temporal/train.txt":
+        ({}, ["--calibrate-frames", "4"]),
     "vidcls stream video.mp4 --checkpoint runs/tsm --backend onnx --output annotated.mp4":
         ({}, ["--max-frames", "6"]),
     "vidcls bench accuracy --preset small": ({"small": "toy"}, ["--only", "table1", "--jobs", "1"]),

@@ -213,7 +213,7 @@ def test_model_shift_equals_definition_inside_the_network():
     block = model.backbone.layer2[1]
     seen = {}
     block.register_forward_pre_hook(lambda m, a: seen.update(inp=a[0].clone()))
-    block.conv1.register_forward_pre_hook(lambda m, a: seen.update(conv=a[0]))
+    block.conv1.register_forward_pre_hook(lambda m, a: seen.update(conv=a[0].clone()))
     with torch.no_grad():
         model(torch.randn(2, 3, 3, 32, 32))
     torch.testing.assert_close(seen["conv"], naive_shift(seen["inp"], 3, 4, True))

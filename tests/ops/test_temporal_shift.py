@@ -168,7 +168,7 @@ def test_residual_placement_leaves_identity_unshifted(make_block, place):
     else:
         block.shift_main = shift
     seen = {}
-    _first_conv(block).register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
+    _first_conv(block).register_forward_pre_hook(lambda m, args: seen.update(x=args[0].clone()))
     x = torch.randn(8, 16, 5, 5).abs() + 0.1  # positive: relu(identity) == identity
     with torch.no_grad():
         out = block(x)
@@ -199,3 +199,42 @@ def test_compilers_get_the_functional_form_with_the_same_result(monkeypatch):
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     for (b, cl), want in eager.items():
         assert torch.equal(temporal_shift(x.contiguous(memory_format=cl), 4, 4, b), want)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_in_place_shift_is_the_shift_and_is_undone(bidirectional):
+    """Inference shifts a residual block's input in place around its first conv: the conv
+    sees exactly temporal_shift(x), and x is bit-identical afterwards, also when the branch
+    raises; autograd, channels_last and the export path keep the out-of-place shift."""
+    from vidcls.ops.temporal_shift import branch_on_shifted
+
+    shift = TemporalShift(16, 4, "bidirectional" if bidirectional else "unidirectional",
+                          num_frames=4)
+    x = torch.randn(8, 16, 5, 5)
+    before = x.clone()
+    with torch.no_grad():
+        assert shift.can_shift_in_place(x)
+        seen = branch_on_shifted(lambda t: t.clone(), shift, x)
+        assert torch.equal(seen, temporal_shift(before, 4, 4, bidirectional))
+        assert torch.equal(x, before)
+
+        def failing(t):
+            raise RuntimeError("branch failed")
+        with pytest.raises(RuntimeError, match="branch failed"):
+            branch_on_shifted(failing, shift, x)
+        assert torch.equal(x, before)
+        assert not shift.can_shift_in_place(x.contiguous(memory_format=torch.channels_last))
+        assert not shift.can_shift_in_place(x[:6])  # not whole clips of 4 frames
+    assert not shift.can_shift_in_place(x)  # autograd needs the unshifted input
+
+
+def test_in_place_shift_gives_a_tsm_the_plain_logits():
+    from vidcls.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("tsm_resnet18", num_classes=5, num_frames=4).eval()
+    x = torch.randn(2, 4, 3, 32, 32)
+    plain = model(x)  # autograd on: out-of-place shift
+    with torch.no_grad():
+        fast = model(x)
+    assert torch.equal(fast, plain.detach())

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from vidcls.ops.temporal_shift import branch_on_shifted
+
 __all__ = ["MobileNetV2", "InvertedResidual", "mobilenet_v2"]
 
 
@@ -63,7 +65,7 @@ class InvertedResidual(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.use_res_connect:
             x = self.shift_main(x)
-            return x + self.conv(self.shift_branch(x))
+            return x + branch_on_shifted(self.conv, self.shift_branch, x)
         return self.conv(x)
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from vidcls.ops.temporal_shift import branch_on_shifted
+
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101"]
 
 
@@ -52,7 +54,7 @@ class BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.shift_main(x)
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(self.shift_branch(x))))
+        out = self.relu(self.bn1(branch_on_shifted(self.conv1, self.shift_branch, x)))
         out = self.bn2(self.conv2(out))
         out += identity
         return self.relu(out)
@@ -83,7 +85,7 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.shift_main(x)
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(self.shift_branch(x))))
+        out = self.relu(self.bn1(branch_on_shifted(self.conv1, self.shift_branch, x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         out += identity

@@ -12,7 +12,7 @@ conv's own multiply-accumulate). With ``fold = C // shift_div``:
   stay. It is what the authors' online demo computes frame by frame: each block caches the first
   ``fold`` channels of the current frame and feeds them to the next one.
 
-Two implementations with identical results:
+Three implementations with identical results:
 
 * eager (the default path): a custom autograd function that writes every output element
   exactly once -- moved channels are copied from the neighbouring frame, only the boundary frame
@@ -20,6 +20,13 @@ Two implementations with identical results:
   opposite shift, so training moves the same small amount of memory (the reference code builds a
   full zero tensor and then overwrites it, and autograd through slice assignment allocates a full
   zero gradient per slice). The output keeps the input's memory format (``channels_last`` too).
+* in place (inference only, :meth:`TemporalShift.shift_in_place`): the residual placement
+  needs the unshifted input again only after the branch's first conv has read the shifted one,
+  so the block shifts its input in place, runs the conv and moves the channels back. Only the
+  moved quarter of the channels is copied (twice) and no full-size tensor is allocated: on 2
+  threads an out-of-place shift's new tensor alone costs TSM-R50 4-9 % of TSN's latency
+  (``benchmarks/bench_shift_cost.py``). Used for NCHW activations; in ``channels_last`` the
+  moved channels are strided in every pixel and the out-of-place copy is faster.
 * export (used while tracing for ONNX / ``torch.export``): ``torch.cat`` of slices plus
   ``zeros_like`` of just the boundary frame, shape arithmetic only through ``reshape(-1, ...)``,
   so the legacy tracer emits no TracerWarning and the graph keeps a dynamic batch dimension.
@@ -29,7 +36,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["temporal_shift", "shift_fold", "is_exporting", "TemporalShift", "SHIFT_MODES"]
+__all__ = ["temporal_shift", "shift_fold", "is_exporting", "TemporalShift", "SHIFT_MODES",
+           "branch_on_shifted"]
 
 #: accepted values of ``mode`` / ``shift_mode``
 SHIFT_MODES = ("bidirectional", "unidirectional")
@@ -188,5 +196,55 @@ class TemporalShift(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return temporal_shift(x, self.num_frames, self.shift_div, self.bidirectional)
 
+    def can_shift_in_place(self, x: torch.Tensor) -> bool:
+        """Whether :meth:`shift_in_place` is the faster exact choice for ``x``: inference (no
+        autograd, which would need the unshifted input), not tracing or compiling, NCHW
+        activations of whole clips."""
+        return (not torch.is_grad_enabled() and not is_exporting()
+                and not torch.compiler.is_compiling() and x.dim() == 4 and x.is_contiguous()
+                and x.shape[0] % self.num_frames == 0 and self.fold > 0)
+
+    def shift_in_place(self, x: torch.Tensor) -> torch.Tensor:
+        """Shift ``x (N*T, C, H, W)`` in place (as ``forward`` would); returns the moved
+        channels as they were, for :meth:`undo_shift_in_place` (see the module docstring)."""
+        fold = self.fold
+        moved_channels = 2 * fold if self.bidirectional else fold
+        saved = x[:, :moved_channels].clone()  # (N*T, m, H, W)
+        x5 = x.view(-1, self.num_frames, *x.shape[1:])  # (N, T, C, H, W): a view
+        s5 = saved.view(-1, self.num_frames, *saved.shape[1:])  # (N, T, m, H, W)
+        for group, source in enumerate(_sources(self.bidirectional, backward=False)):
+            if source == 0:
+                continue
+            c0, c1 = group * fold, (group + 1) * fold
+            if source == 1:  # frame t takes frame t + 1; the last frame has none
+                x5[:, :-1, c0:c1].copy_(s5[:, 1:, c0:c1])
+                x5[:, -1:, c0:c1].zero_()
+            else:  # frame t takes frame t - 1; the first frame has none
+                x5[:, 1:, c0:c1].copy_(s5[:, :-1, c0:c1])
+                x5[:, :1, c0:c1].zero_()
+        return saved
+
+    @staticmethod
+    def undo_shift_in_place(x: torch.Tensor, saved: torch.Tensor) -> None:
+        """Put back the channels :meth:`shift_in_place` moved: ``x`` is its input again."""
+        x[:, :saved.shape[1]].copy_(saved)
+
     def extra_repr(self) -> str:
         return f"channels={self.channels}, shift_div={self.shift_div}, mode={self.mode}"
+
+
+def branch_on_shifted(branch, shift: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``branch(shift(x))`` for a residual block's branch, leaving ``x`` as it was.
+
+    When ``shift`` is a :class:`TemporalShift` that can work in place on ``x`` (inference,
+    NCHW), ``x`` is shifted in place for the duration of ``branch`` (whose first op is a conv
+    that reads it once and writes a new tensor) and restored right after, even if ``branch``
+    fails; otherwise ``shift`` runs as a module (the identity for TSN, the online caches while
+    streaming, the out-of-place shift elsewhere)."""
+    if isinstance(shift, TemporalShift) and shift.can_shift_in_place(x):
+        saved = shift.shift_in_place(x)
+        try:
+            return branch(x)
+        finally:
+            shift.undo_shift_in_place(x, saved)
+    return branch(shift(x))
