@@ -136,3 +136,67 @@ def test_bad_options():
         S.class_names("motion", 4)
     with pytest.raises(ValueError, match="size must be even"):
         S.generate("/nonexistent", "temporal", num_classes=2, size=33)
+
+
+# --------------------------------------------------------------------------- objects
+def _moving_pixels(frames: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels that change over the video (the background and still objects
+    don't)."""
+    f = frames.astype(int)
+    return (np.abs(f - f[:1]).sum(-1) > 30).any(0)
+
+
+def test_objects_classes_and_pairs():
+    assert S.class_names("objects", 4) == ["circle moving right", "circle moving left",
+                                           "square moving right", "square moving left"]
+    assert S.flip_label_map("objects", 4) == {0: 1, 2: 3}
+    with pytest.raises(ValueError, match="classes in pairs.*num_classes=3"):
+        S.class_names("objects", 3)
+    with pytest.raises(ValueError, match="objects synthetic data has 2..8 classes"):
+        S.class_names("objects", 10)
+    # the second class of a pair is a video of the first played backwards
+    for label in (1, 3):
+        b = S.render_video("objects", label, 2, num_classes=4, num_frames=6, size=32)
+        rng = np.random.default_rng([0, S.KINDS.index("objects"), label, 2])
+        np.testing.assert_array_equal(b, S._objects_frames(rng, label, 4, 6, 32)[::-1])
+
+
+@pytest.mark.parametrize("num_classes,size", [(4, 32), (8, 64)])
+def test_objects_one_shape_of_several_moves_its_way(num_classes, size):
+    """Several objects, one moving: which one (its colour family: its shape) and which way
+    is the class; the others stand still, so no single frame tells the class."""
+    n_objects = max(3, num_classes // 2)
+    for label in range(0, num_classes, 2):
+        lo, hi = S.appearance_hue_band(label // 2, 8)
+        for index in range(2):
+            v = S.render_video("objects", label, index, num_classes=num_classes, num_frames=8,
+                               size=size)
+            moving = _moving_pixels(v)
+            rows = np.nonzero(moving.any(1))[0]
+            # one lane: the moving pixels span at most one lane's height (+ antialiasing)
+            assert 0 < rows.max() - rows.min() <= size / n_objects + 2, (label, index)
+            cols = np.nonzero(moving.any(0))[0]
+            assert cols.max() - cols.min() > 0.4 * size  # a large, visible displacement
+            # it moves right: its pixels' mean column grows from the first to the last frame
+            median = np.median(v.astype(int), axis=0)  # the frame without the mover
+            first, last = (np.abs(v[k].astype(int) - median).sum(-1) > 30 for k in (0, -1))
+            assert np.nonzero(first)[1].mean() + 0.15 * size < np.nonzero(last)[1].mean()
+            # ...and it is the shape of the pair, in its colour family
+            pix = v[0][first & moving].reshape(-1, 3).astype(float) / 255
+            sat = pix[(pix.max(1) - pix.min(1)) > 0.8]
+            hues = np.array([colorsys.rgb_to_hsv(*p)[0] for p in sat])
+            assert np.mean((hues >= lo - 0.02) & (hues <= hi + 0.02)) > 0.3, (label, index)
+            # the still objects: several saturated blobs outside the mover's lane
+            still = v[0].reshape(-1, 3).astype(float) / 255
+            still = still[~moving.reshape(-1)]
+            assert ((still.max(1) - still.min(1)) > 0.6).sum() > 20
+
+
+def test_objects_dataset_is_written(tmp_path):
+    info = S.generate(tmp_path, "objects", num_classes=2, videos_per_class=2, num_frames=4,
+                      size=32, val_fraction=0.5, workers=1)
+    assert info["classes"] == ["circle moving right", "circle moving left"]
+    assert (info["num_train"], info["num_val"]) == (2, 2)
+    frames = reference_decode(tmp_path / "videos" / "c01_00001.mp4")
+    rendered = S.render_video("objects", 1, 1, num_classes=2, num_frames=4, size=32)
+    assert np.abs(frames.astype(int) - rendered.astype(int)).mean() < 2.0

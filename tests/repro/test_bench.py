@@ -4,7 +4,9 @@ JSON lines into tables, plots and verdicts; cost helpers count attention compari
 paper and measure a model in a subprocess."""
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,32 +27,70 @@ def test_plan_counts_and_shared_runs(preset, tmp_path):
     specs = exp.plan(p)
     n = len(p.seeds)
     by_exp = {e: [s for s in specs if s.experiment == e] for e in exp.EXPERIMENTS}
-    assert len(by_exp["table1"]) == 4 * n
-    assert len(by_exp["shift"]) == (1 + 2 * len(exp.SHIFT_DIVS)) * n
-    assert len(by_exp["online"]) == 3 * n
-    assert len(by_exp["attention"]) == 2 * len(exp.ATTENTIONS) * n
+    starts = {e: len(p.starts_of(e)) for e in exp.EXPERIMENTS}
+    assert starts["shift"] == starts["attention"] == 2  # the claims that hinge on the start
+    assert len(by_exp["table1"]) == 4 * n * starts["table1"]
+    assert len(by_exp["shift"]) == (1 + 2 * len(exp.SHIFT_DIVS)) * n * starts["shift"]
+    assert len(by_exp["online"]) == 3 * n * starts["online"]
+    assert len(by_exp["attention"]) == 2 * len(exp.ATTENTIONS) * n * starts["attention"]
     assert n >= 3  # every cell: mean ± std over at least 3 seeds
-    key = {(s.experiment, s.kind, s.label, s.seed): s.key(p) for s in specs}
-    # the default TSM (bi-directional residual 1/8 each way) is one run for three tables
-    assert key[("table1", "temporal", "TSM", 0)] == key[("shift", "temporal", "residual 1/4", 0)]
-    assert key[("table1", "temporal", "TSM", 0)] == \
-        key[("online", "temporal", "offline (bi-directional)", 0)]
-    assert key[("table1", "temporal", "TSN", 0)] == key[("online", "temporal", "TSN (no shift)", 0)]
-    assert key[("table1", "temporal", "TSM", 0)] != key[("table1", "temporal", "TSM", 1)]
-    assert key[("table1", "temporal", "TSM", 0)] != key[("table1", "appearance", "TSM", 0)]
+    # shift and attention on the task where appearance matters too
+    assert {s.kind for s in by_exp["shift"]} == {p.motion_kind} == {"objects"}
+    assert {s.kind for s in by_exp["attention"]} == {"appearance", "objects"}
+    key = {(s.experiment, s.kind, s.label, s.start, s.seed): s.key(p) for s in specs}
+    t1 = ("table1", "temporal", "TSM", "scratch")
+    # the default TSM (bi-directional residual 1/8 each way) is one run for two tables
+    assert key[(*t1, 0)] == key[("online", "temporal", "offline (bi-directional)", "scratch", 0)]
+    assert key[("table1", "temporal", "TSN", "scratch", 0)] == \
+        key[("online", "temporal", "TSN (no shift)", "scratch", 0)]
+    assert key[(*t1, 0)] != key[(*t1, 1)]
+    assert key[(*t1, 0)] != key[("table1", "appearance", "TSM", "scratch", 0)]
+    res = ("shift", "objects", "residual 1/4")
+    assert key[(*res, "scratch", 0)] != key[(*res, "pretrained", 0)]
+    # the same seed from both starts: same data order and head init, another backbone start
+    assert {s.seed for s in by_exp["shift"] if s.start == "pretrained"} == set(p.seeds)
     unique = {s.key(p) for s in specs}
-    # TSN and TSM on temporal each appear in online and shift too: 4 cells per seed reused
-    assert len(unique) == len(specs) - 4 * n
+    # TSN and TSM on temporal each appear in online too: 2 cells per seed and start reused
+    assert len(unique) == len(specs) - 2 * n * starts["online"]
+    # a scratch run's recipe has no pretraining (its key is what it was before starts)
+    assert "pretrain" not in p.recipe("cnn", "scratch")
+    assert p.recipe("vit", "pretrained")["pretrain"] == p.pretrain_recipe("vit")
     # every run's config is valid (options checked against the builders on the meta device)
-    one_each = {(s.experiment, s.model, s.options): s for s in specs if s.seed == p.seeds[0]}
+    one_each = {(s.experiment, s.model, s.options): s for s in specs
+                if s.seed == p.seeds[0] and s.start == "scratch"}
     for s in list(one_each.values())[::3]:  # a sample: every model, most option sets
         cfg = acc.run_config(s, p, tmp_path / s.kind, tmp_path / "run")
         assert cfg.model.name == s.model and cfg.seed == s.seed
         assert cfg.train.epochs == p.recipe(s.family)["epochs"]
-    if p.pretrain:
-        for family in ("cnn", "vit"):
-            cfg = acc.pretrain_config(family, p, tmp_path / "pre", tmp_path / "run")
-            assert cfg.train.epochs == p.pretrain_recipe(family)["epochs"]
+        assert cfg.data.batch_size == p.recipe(s.family)["batch_size"]
+        assert cfg.model.pretrained is None
+    pre = next(s for s in specs if s.start == "pretrained" and s.family == "vit")
+    cfg = acc.run_config(pre, p, tmp_path / pre.kind, tmp_path / "run",
+                         pretrained=tmp_path / "w.safetensors")
+    assert cfg.model.pretrained == str(tmp_path / "w.safetensors")
+    for family in ("cnn", "vit"):
+        cfg = acc.pretrain_config(family, p, tmp_path / "pre", tmp_path / "run")
+        assert cfg.train.epochs == p.pretrain_recipe(family)["epochs"]
+
+
+def test_plan_starts_axis():
+    p = exp.PRESETS["toy"]
+    # given starts: every selected experiment from each of them
+    specs = exp.plan(p, ["table1", "shift"], starts=("pretrained",))
+    assert {s.start for s in specs} == {"pretrained"} and len(specs) == 4 + 9
+    specs = exp.plan(p, ["table1"], starts=("scratch", "pretrained"))
+    assert [s.start for s in specs] == ["scratch"] * 4 + ["pretrained"] * 4
+    # the preset's: table1 from scratch only, shift from both
+    assert {s.start for s in exp.plan(p, ["table1"])} == {"scratch"}
+    assert {s.start for s in exp.plan(p, ["shift"])} == {"scratch", "pretrained"}
+    with pytest.raises(ValueError, match="unknown start.*imagenet.*scratch, pretrained"):
+        exp.plan(p, ["table1"], starts=("imagenet",))
+    # pretraining keys: one per family, shared by presets with the same pretraining
+    assert exp.pretrain_key("cnn", p) != exp.pretrain_key("vit", p)
+    assert exp.pretrain_key("cnn", p) == exp.pretrain_key("cnn", replace(p, name="other",
+                                                                         seeds=(5,)))
+    assert exp.pretrain_key("cnn", p) != exp.pretrain_key("cnn", replace(
+        p, cnn_pretrain_epochs=2))
 
 
 @pytest.mark.parametrize("family", ["cnn", "vit"])
@@ -86,6 +126,23 @@ def test_pretrained_image_model_initialises_every_video_model(family, tmp_path):
     assert video.head.weight.shape[0] == 4  # its own head
 
 
+def test_cached_pretraining_gets_its_line_in_another_results_file(tmp_path):
+    """A pretraining made for one output directory is reused by another (same key) and
+    recorded in its results file once, so that report can say what the runs started from."""
+    p = exp.PRESETS["toy"]
+    key = exp.pretrain_key("cnn", p)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"{key}.safetensors").write_bytes(b"weights")
+    record = {"experiment": "pretrain", "label": "cnn", "key": key, "top1": 90.0}
+    (cache / f"{key}.json").write_text(json.dumps(record))
+    jsonl = tmp_path / "out" / "results.jsonl"
+    jsonl.parent.mkdir()
+    for _ in range(2):
+        acc._record_cached_pretraining(["cnn"], p, cache, jsonl)
+    assert acc.read_jsonl(jsonl) == [record]
+
+
 def test_plan_rejects_unknown_experiment():
     with pytest.raises(ValueError, match="unknown experiment.*tabel1.*table1"):
         exp.plan(exp.PRESETS["toy"], ["tabel1"])
@@ -100,16 +157,19 @@ def test_pair_accuracy():
 # --------------------------------------------------------------------------- end to end
 def test_toy_benchmark_runs_resumes_reuses_and_reports(tmp_path, capsys):
     out = tmp_path / "bench"
-    jsonl = acc.run_accuracy("toy", out, only=["online"], jobs=2)
+    jsonl = acc.run_accuracy("toy", out, only=["online"], starts=["pretrained"], jobs=2)
     lines = acc.read_jsonl(jsonl)
     pre = [r for r in lines if r["experiment"] == "pretrain"]
     # the CNN image model was pretrained once, on 1-frame clips, and handed to every run
     assert [r["label"] for r in pre] == ["cnn"] and pre[0]["num_val"] == 8
     weights = out / "pretrain" / f"{exp.pretrain_key('cnn', exp.PRESETS['toy'])}.safetensors"
     assert weights.is_file()
+    # its line is cached with the weights, for results files of other output directories
+    assert json.loads(weights.with_suffix(".json").read_text())["key"] == pre[0]["key"]
     lines = [r for r in lines if r["experiment"] != "pretrain"]
     assert len(lines) == 3
     assert {r["experiment"] for r in lines} == {"online"}
+    assert {r["start"] for r in lines} == {"pretrained"}
     for r in lines:
         assert 0 <= r["top1"] <= 100 and 0 <= r["pair_acc"] <= 100
         assert r["num_val"] == 4 and r["epochs"] == 1 and r["params"] > 0
@@ -124,11 +184,11 @@ def test_toy_benchmark_runs_resumes_reuses_and_reports(tmp_path, capsys):
     assert uni["options"]["shift_mode"] == "unidirectional"
 
     # resume: nothing left to do, nothing appended
-    acc.run_accuracy("toy", out, only=["online"], jobs=2)
+    acc.run_accuracy("toy", out, only=["online"], starts=["pretrained"], jobs=2)
     assert len(acc.read_jsonl(jsonl)) == 4
 
     # table1 on temporal reuses the online table's TSN and TSM runs (same configuration)
-    acc.run_accuracy("toy", out, only=["table1"], jobs=2)
+    acc.run_accuracy("toy", out, only=["table1"], starts=["pretrained"], jobs=2)
     lines = acc.read_jsonl(jsonl)
     t1 = [r for r in lines if r["experiment"] == "table1"]
     assert len(t1) == 4
@@ -151,7 +211,8 @@ def test_toy_benchmark_runs_resumes_reuses_and_reports(tmp_path, capsys):
     for name in ("accuracy_table1", "accuracy_online", "explain_tsm", "explain_tsn"):
         assert (docs / "img" / f"{name}.png").stat().st_size > 1000, name
     assert "(img/accuracy_table1.png)" in text
-    assert "heat on the object vs uniform" in text and "| TSM | gradcam (features.3) |" in text
+    assert "heat on the object vs uniform" in text
+    assert "| TSM | gradcam (features.3) | temporal, pretrained |" in text
     assert "not run" in text  # shift and attention were not run
     # the raw numbers are kept next to the page, which redraws from them without training or
     # checkpoints, keeping the earlier explain images and scores
@@ -168,6 +229,10 @@ def test_cli_rejects_bad_arguments(capsys):
     assert "unknown preset 'huge'" in capsys.readouterr().err
     assert main(["bench", "accuracy", "--preset", "toy", "--only", "shifts"]) == 2
     assert "unknown experiment(s) shifts" in capsys.readouterr().err
+    assert main(["bench", "accuracy", "--preset", "toy", "--start", "imagenet"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown start(s) imagenet; choose from scratch, pretrained" in err
+    assert "Traceback" not in err
     assert main(["bench", "cost", "--dtypes", "fp8"]) == 2
     assert "unknown dtype(s) fp8" in capsys.readouterr().err
 
@@ -202,7 +267,8 @@ def test_summary_and_table1_verdicts():
     v2 = verdicts.verdict_table1(summarize(recs2))
     assert v2[0]["ok"] is None and v2[1]["ok"] is False
     assert "not reproduced" in v2[1]["badge"]
-    assert "| TSM |" in tables.table1_md(s) and "97.0 ± 2.0" in tables.table1_md(s)
+    table = tables.table1_md({"scratch": s})
+    assert "| TSM |" in table and "97.0 ± 2.0" in table
 
 
 def test_shift_and_attention_verdicts():
@@ -231,10 +297,77 @@ def test_shift_and_attention_verdicts():
         att[("attention", "temporal", a)] = [50, 50, 50] if a == "space" else [90, 92, 94]
     v = verdicts.verdict_attention(summarize(_records(att)))
     assert [x["ok"] for x in v] == [True, True]
-    assert "| space |" in tables.attention_md(summarize(_records(att)))
+    assert "| space |" in tables.attention_md({"scratch": summarize(_records(att))})
     chance = {k: [25, 28, 22] for k in att}  # nothing learned: nothing to compare
     v = verdicts.verdict_attention(summarize(_records(chance)), num_classes=4)
     assert [x["ok"] for x in v] == [verdicts.INCONCLUSIVE, verdicts.INCONCLUSIVE]
+
+
+def _start_records(start: str, res: dict[int, float], inp: dict[int, float],
+                   temporal_att: dict[str, float]) -> list[dict]:
+    """Shift and attention cells on ``objects`` from one start, as the benchmark writes them."""
+    cells = {("shift", "objects", "TSN (no shift)"): [40, 41, 42]}
+    for d in exp.SHIFT_DIVS:
+        frac = exp.fraction_name(2 / d)
+        cells[("shift", "objects", f"residual {frac}")] = [res[d] - 1, res[d], res[d] + 1]
+        cells[("shift", "objects", f"inplace {frac}")] = [inp[d] - 1, inp[d], inp[d] + 1]
+    for a in exp.ATTENTIONS:
+        cells[("attention", "appearance", a)] = [80, 81, 82]
+        cells[("attention", "objects", a)] = [temporal_att[a] - 2, temporal_att[a],
+                                              temporal_att[a] + 2]
+    recipe = {"epochs": 2, "lr": 0.001, "batch_size": 8, "num_frames": 8,
+              "data": {"num_classes": 4, "videos_per_class": 40, "num_frames": 16, "size": 32}}
+    recs = _records(cells, start=start, recipe=recipe, preset="small", num_val=32)
+    for r in recs:
+        r["key"] += start
+        r["model"] = "timesformer_base" if r["experiment"] == "attention" else "tsm_resnet18"
+        r["options"] = {"attention": r["label"], "patch_size": 4, "depth": 4, "embed_dim": 64} \
+            if r["experiment"] == "attention" else {}
+    return recs
+
+
+def test_report_puts_both_starts_side_by_side():
+    """The same tables from scratch and pretrained, side by side, each start with its own
+    verdicts by the same rules: here the residual shift wins only from the pretrained start,
+    and only the pretrained ViT learns the motion task."""
+    from vidcls.repro.report import results_markdown
+
+    chance = {a: 26 for a in exp.ATTENTIONS}
+    learned = {a: 30 if a == "space" else 80 for a in exp.ATTENTIONS}
+    scratch = _start_records("scratch", {16: 70, 8: 75, 4: 80, 2: 85},
+                             {16: 90, 8: 92, 4: 94, 2: 96}, chance)
+    pretrained = _start_records("pretrained", {16: 88, 8: 92, 4: 90, 2: 80},
+                                {16: 80, 8: 75, 4: 70, 2: 60}, learned)
+    for r in scratch:  # a line from before starts existed counts as from scratch
+        del r["start"]
+    pre = {"experiment": "pretrain", "label": "vit", "kind": "appearance", "seed": 0,
+           "key": "pretrain-vit-1", "start": "pretrained", "top1": 91.0, "num_val": 320,
+           "seconds": 60, "recipe": {"epochs": 12, "data": {"num_classes": 16,
+                                                            "videos_per_class": 200}}}
+    text = results_markdown(scratch + pretrained + [pre], None, {})
+    assert "| claim (source) | from scratch | pretrained |" in text
+    assert ("| residual shift ≥ in-place shift (TSM paper, Fig. 3) | **not reproduced** | "
+            "reproduced |") in text
+    assert ("| accuracy peaks near 1/4 of the channels shifted (TSM paper, Fig. 3) | "
+            "**not reproduced** | reproduced |") in text
+    assert ("| space-only attention falls far behind on temporal data (TimeSformer, Table 1) "
+            "| *inconclusive* | reproduced |") in text
+    assert "| TSM ≈ TSN on appearance-dominated data (TSM paper, Table 1) | not run | not run |" \
+        in text
+    assert ("| channels shifted | in-place top-1 (%), from scratch | residual top-1 (%), from "
+            "scratch | in-place top-1 (%), pretrained | residual top-1 (%), pretrained |") in text
+    assert "| 1/4 (shift_div=8) | 92.0 ± 1.0 | 75.0 ± 1.0 | 75.0 ± 1.0 | 92.0 ± 1.0 |" in text
+    assert "| none (TSN) | 41.0 ± 1.0 | 41.0 ± 1.0 | 41.0 ± 1.0 | 41.0 ± 1.0 |" in text
+    assert "- pretrained, reproduced: residual − in-place per proportion" in text
+    assert "- from scratch, **not reproduced**: residual − in-place" in text
+    assert "objects top-1 (%), pretrained" in text and "`objects` data" in text
+    assert "the advantage is the protection of pretrained features" in text
+    assert "**Starts.**" in text and "16-class image task" in text
+    # one start only: the tables as before, one verdict column
+    single = tables.shift_md({"scratch": summarize(scratch)})
+    assert single.startswith("| channels shifted | in-place top-1 (%) | residual top-1 (%) |")
+    text = results_markdown(scratch, None, {})
+    assert "| claim (source) | verdict |" in text and "`--start pretrained`" in text
 
 
 # --------------------------------------------------------------------------- cost

@@ -24,7 +24,9 @@ def cmd_bench_accuracy(args: argparse.Namespace) -> int:
             f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}"))
     try:
         jsonl = run_accuracy(args.preset, args.out, only=_only(args.only), seeds=args.seeds,
-                             jobs=args.jobs, keep_checkpoints=args.keep_checkpoints)
+                             starts=_only(args.start), jobs=args.jobs,
+                             keep_checkpoints=args.keep_checkpoints,
+                             pretrain_dir=args.pretrain_dir)
     except ValueError as err:
         return fail("bench accuracy", err)
     except RuntimeError as err:  # some runs failed; the others are recorded
@@ -87,21 +89,32 @@ def register(subparsers) -> None:
     bench.set_defaults(func=print_bench_help)
 
     p = actions.add_parser("accuracy", help="TSN vs TSM, shift proportion, online shift, "
-                                            "attention schemes on synthetic data",
+                                            "attention schemes on synthetic data, from "
+                                            "scratch and pretrained",
                            description="Train and evaluate every cell of the four accuracy "
                                        "experiments (several seeds each) on the built-in "
-                                       "synthetic datasets. Results are appended to "
+                                       "synthetic datasets, from scratch and from an image-"
+                                       "pretrained start. Results are appended to "
                                        "OUT/results.jsonl as runs finish; rerunning the "
                                        "command resumes.")
     p.add_argument("--preset", default="small",
-                   help="toy (seconds, tests) | small (2 CPU cores, ~1 hour) | full (a GPU)")
+                   help="toy (seconds, tests) | small (2 CPU cores, ~90 min) | full (a GPU)")
     p.add_argument("--only", default=None, metavar="LIST",
                    help="comma-separated experiments: table1,shift,online,attention")
-    p.add_argument("--seeds", type=int, default=None, help="use the first N seeds of the preset")
+    p.add_argument("--start", default=None, metavar="LIST",
+                   help="comma-separated starts to run every selected experiment from: "
+                        "scratch,pretrained (default: the preset's: shift and attention from "
+                        "both, table1 and online from scratch)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="use the first N seeds of the preset (N above the preset's: seeds "
+                        "0..N-1, e.g. 5 where a difference is within 2 standard errors)")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs in parallel (default: one per CPU core; 1 on a GPU)")
     p.add_argument("--out", default=None,
                    help="output directory (default runs/bench/accuracy-PRESET)")
+    p.add_argument("--pretrain-dir", default=None,
+                   help="cache of the image pretraining, keyed by its recipe (default "
+                        "OUT/pretrain); share one between output directories")
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep every run's checkpoints (default: first seed's weights only)")
     p.add_argument("--no-report", action="store_true", help="don't regenerate DOCS/results.md")

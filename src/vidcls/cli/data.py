@@ -92,9 +92,10 @@ def register(subparsers) -> None:
                                           "train.txt, val.txt and classes.txt. 'temporal': the "
                                           "class is only in the motion (Something-Something-"
                                           "like); 'appearance': the class is in what is seen "
-                                          "(Kinetics-like).")
+                                          "(Kinetics-like); 'objects': which of several objects "
+                                          "moves which way (motion and appearance).")
     p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument("--kind", choices=("temporal", "appearance"), default="temporal")
+    p.add_argument("--kind", choices=("temporal", "appearance", "objects"), default="temporal")
     p.add_argument("--num-classes", type=int, default=8)
     p.add_argument("--videos-per-class", type=int, default=50)
     p.add_argument("--frames", type=int, default=16, help="frames per video (default 16)")

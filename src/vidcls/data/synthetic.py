@@ -1,6 +1,6 @@
 """Built-in synthetic video datasets, written as real H.264 mp4 files (``vidcls synth``).
 
-Two kinds, mirroring the two kinds of real datasets in the TSM paper:
+Three kinds, mirroring the kinds of real datasets in the TSM paper:
 
 ``temporal`` (Something-Something-like): the class is *only* in the motion. Classes come in
 pairs (moving right / moving left, approaching / receding, rotating clockwise / anticlockwise,
@@ -17,7 +17,19 @@ background are random and carry no class information. A single frame suffices: T
 should do equally well. (The colour family is there so that tiny models learn the task within a
 CPU budget: shape alone at 32 pixels takes a from-scratch ResNet-18 thousands of steps.)
 
-Every video: a static, softly textured background and one saturated, textured object, rendered
+``objects`` (Something-Something-like, where what moves matters too): several objects, each in
+its own horizontal lane, all but one still; the class is *which* object moves and *which way*
+(``circle moving right``, ``circle moving left``, ``square moving right``, ...). Every video
+shows the shapes of every pair (up to 4 objects; distractor shapes fill up to 3), so no single
+frame tells the pair, and the second class of a pair is again the first played backwards, so
+only the order of frames tells the direction. A model needs both: spatial features that tell
+the shapes apart (each shape keeps the colour family it has in ``appearance`` with 8 or more
+classes, the image corpus the benchmark pretrains on) and temporal modelling. Damaging the
+per-frame features (an in-place shift on the identity path) therefore costs accuracy here,
+which it cannot on ``temporal``, where any blob moving is enough.
+
+Every video: a static, softly textured background and saturated, textured objects (one,
+except in ``objects``), rendered
 with 2x2 supersampling in numpy, encoded with libx264 (``writer.write_video``: ``ultrafast``,
 yuv444p, crf 10 so small shapes keep their colours). Everything is a deterministic function of
 ``seed``: video ``i`` of class ``c`` uses the generator ``default_rng([seed, kind, c, i])``,
@@ -39,7 +51,7 @@ import numpy as np
 
 from .writer import write_video
 
-KINDS = ("temporal", "appearance")
+KINDS = ("temporal", "appearance", "objects")
 # Bumped whenever rendering changes, so a dataset (or a benchmark result) made by an older
 # version is regenerated instead of reused.
 VERSION = 3
@@ -62,13 +74,20 @@ SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "L
 TEXTURES = ("solid", "striped")
 APPEARANCE_CLASSES = [f"solid {s}" for s in SHAPES] + [f"striped {s}" for s in SHAPES]
 ASYMMETRIC_SHAPES = ("triangle", "L-shape", "star", "cross", "square")  # rotation is visible
+# ``objects``: pair p is "SHAPES[p] moving right" / "... moving left" (= the first reversed)
+OBJECTS_CLASSES = [f"{s} moving {d}" for s in SHAPES for d in ("right", "left")]
+MIN_OBJECTS, MAX_OBJECTS = 3, 4  # objects in an ``objects`` video
 
 
 def class_names(kind: str, num_classes: int) -> list[str]:
     """The first ``num_classes`` class names of a synthetic dataset kind."""
-    names = {"temporal": TEMPORAL_CLASSES, "appearance": APPEARANCE_CLASSES}.get(kind)
+    names = {"temporal": TEMPORAL_CLASSES, "appearance": APPEARANCE_CLASSES,
+             "objects": OBJECTS_CLASSES[:2 * MAX_OBJECTS]}.get(kind)
     if names is None:
-        raise ValueError(f"unknown synthetic kind {kind!r}; use 'temporal' or 'appearance'")
+        raise ValueError(f"unknown synthetic kind {kind!r}; use one of {', '.join(KINDS)}")
+    if kind == "objects" and num_classes % 2:
+        raise ValueError(f"objects synthetic data has classes in pairs (moving right / left), "
+                         f"got num_classes={num_classes}; use an even number")
     if not 2 <= num_classes <= len(names):
         raise ValueError(f"{kind} synthetic data has 2..{len(names)} classes, "
                          f"got num_classes={num_classes}")
@@ -78,7 +97,10 @@ def class_names(kind: str, num_classes: int) -> list[str]:
 
 
 def flip_label_map(kind: str, num_classes: int) -> dict[int, int]:
-    """Labels a horizontal flip exchanges (left <-> right, clockwise <-> anticlockwise, ...)."""
+    """Labels a horizontal flip exchanges (left <-> right, clockwise <-> anticlockwise, ...).
+    (On ``objects`` a flip also mirrors the L-shape, which no class shows mirrored: don't flip.)"""
+    if kind == "objects":
+        return {2 * p: 2 * p + 1 for p in range(num_classes // 2)}
     if kind != "temporal":
         return {}
     names = class_names(kind, num_classes)
@@ -119,14 +141,25 @@ def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 class _Scene:
-    """Random static content of one video: background, object look, and base geometry."""
+    """Random static content of one video: background, object look, and base geometry.
+
+    ``background=False`` draws only an object's look (no background, no random numbers spent
+    on one): an extra object of a multi-object scene, painted into another scene's background
+    with :meth:`paint_into`.
+    """
 
     def __init__(self, rng: np.random.Generator, size: int, shape: str, texture: str,
-                 hue_band: tuple[float, float] | None = None):
+                 hue_band: tuple[float, float] | None = None, *, background: bool = True):
         self.size = size
         ss = 2 * size  # supersampled grid
         coords = ((np.arange(ss) + 0.5) / 2.0).astype(np.float32)  # output-frame pixel units
         self.ys, self.xs = np.meshgrid(coords, coords, indexing="ij")  # (2S, 2S)
+        if background:
+            self._draw_background(rng, coords)
+        self._draw_look(rng, shape, texture, hue_band)
+
+    def _draw_background(self, rng: np.random.Generator, coords: np.ndarray) -> None:
+        size = self.size
         # background: a dull colour plus a smooth low-contrast pattern (upsampled 4x4 noise)
         bg = _hsv_to_rgb(rng.random(), rng.uniform(0.1, 0.45), rng.uniform(0.25, 0.6))
         noise = rng.normal(0.0, 0.08, (4, 4, 3)).astype(np.float32)
@@ -138,6 +171,9 @@ class _Scene:
         self.background = np.clip(bg + blobs, 0.0, 1.0).astype(np.float32)  # (2S, 2S, 3)
         # the frame without the object, already downsampled and quantised
         self.background_u8 = _to_uint8(_downsample(self.background))  # (S, S, 3)
+
+    def _draw_look(self, rng: np.random.Generator, shape: str, texture: str,
+                   hue_band: tuple[float, float] | None) -> None:
         # object: saturated colour, second colour for the texture at a distant hue
         hue = rng.random() if hue_band is None else rng.uniform(*hue_band) % 1.0
         self.color1 = _hsv_to_rgb(hue, 1.0, 1.0).astype(np.float32)
@@ -152,30 +188,51 @@ class _Scene:
     def render(self, cx: float, cy: float, radius: float, angle: float = 0.0,
                sx: float = 1.0, sy: float = 1.0, alpha: float = 1.0) -> np.ndarray:
         """One frame: object centred at ``(cx, cy)`` px, ``radius`` px, rotated ``angle``."""
+        img = self.background_u8.copy()  # (S, S, 3)
+        hit = self._composite(self.background, cx, cy, radius, angle, sx, sy, alpha)
+        if hit is not None:
+            (py0, py1, px0, px1), region = hit
+            img[py0:py1, px0:px1] = _to_uint8(_downsample(region))
+        return img
+
+    def paint_into(self, scene: "_Scene", cx: float, cy: float, radius: float,
+                   angle: float = 0.0) -> None:
+        """Draw this object, still, into ``scene``'s background: it then shows in every frame
+        ``scene`` renders (the static objects of a multi-object video)."""
+        hit = self._composite(scene.background, cx, cy, radius, angle, 1.0, 1.0, 1.0)
+        if hit is not None:
+            (py0, py1, px0, px1), region = hit
+            scene.background[2 * py0:2 * py1, 2 * px0:2 * px1] = region
+            scene.background_u8 = _to_uint8(_downsample(scene.background))  # (S, S, 3)
+
+    def _composite(self, background: np.ndarray, cx: float, cy: float, radius: float,
+                   angle: float, sx: float, sy: float, alpha: float
+                   ) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+        """The object blended over the supersampled ``background`` within its bounding box:
+        ``((py0, py1, px0, px1) in output pixels, region (2h, 2w, 3))``, None when off-frame."""
         # Only the object's bounding square is rendered (supersampled, then averaged 2x2); the
         # rest of the frame is the precomputed background. Shapes lie in [-1, 1]^2, so within
         # sqrt(2) radii of the centre.
         ext = 1.42 * radius * max(sx, sy)
         py0, py1 = max(0, int(cy - ext)), min(self.size, int(cy + ext) + 2)  # output pixels
         px0, px1 = max(0, int(cx - ext)), min(self.size, int(cx + ext) + 2)
-        img = self.background_u8.copy()  # (S, S, 3)
-        if py0 < py1 and px0 < px1 and alpha > 0:
-            y0, y1, x0, x1 = 2 * py0, 2 * py1, 2 * px0, 2 * px1  # supersampled grid
-            dx, dy = self.xs[y0:y1, x0:x1] - cx, self.ys[y0:y1, x0:x1] - cy
-            c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
-            u = (c * dx + s * dy) * np.float32(1.0 / (radius * sx))  # object coordinates
-            v = (c * dy - s * dx) * np.float32(1.0 / (radius * sy))
-            mask = _shape_mask(self.shape, u, v).astype(np.float32) * np.float32(alpha)
-            if self.texture == "striped":
-                phase = u * np.cos(self.stripe_angle) + v * np.sin(self.stripe_angle)
-                second = (np.floor(phase * self.stripe_freq) % 2 == 1)[..., None]
-                obj = np.where(second, self.color2, self.color1)  # (h, w, 3)
-            else:  # solid with a darker half, so the rotation of symmetric shapes shows
-                obj = np.where((u > 0)[..., None], self.color1, self.color_dark)
-            bg = self.background[y0:y1, x0:x1]
-            region = bg + (obj - bg) * mask[..., None]  # (2h, 2w, 3)
-            img[py0:py1, px0:px1] = _to_uint8(_downsample(region))
-        return img
+        if not (py0 < py1 and px0 < px1 and alpha > 0):
+            return None
+        y0, y1, x0, x1 = 2 * py0, 2 * py1, 2 * px0, 2 * px1  # supersampled grid
+        dx, dy = self.xs[y0:y1, x0:x1] - cx, self.ys[y0:y1, x0:x1] - cy
+        c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+        u = (c * dx + s * dy) * np.float32(1.0 / (radius * sx))  # object coordinates
+        v = (c * dy - s * dx) * np.float32(1.0 / (radius * sy))
+        mask = _shape_mask(self.shape, u, v).astype(np.float32) * np.float32(alpha)
+        if self.texture == "striped":
+            phase = u * np.cos(self.stripe_angle) + v * np.sin(self.stripe_angle)
+            second = (np.floor(phase * self.stripe_freq) % 2 == 1)[..., None]
+            obj = np.where(second, self.color2, self.color1)  # (h, w, 3)
+        else:  # solid with a darker half, so the rotation of symmetric shapes shows
+            obj = np.where((u > 0)[..., None], self.color1, self.color_dark)
+        bg = background[y0:y1, x0:x1]
+        region = bg + (obj - bg) * mask[..., None]  # (2h, 2w, 3)
+        return (py0, py1, px0, px1), region
 
 
 def _downsample(img: np.ndarray) -> np.ndarray:
@@ -262,6 +319,43 @@ def _appearance_frames(rng: np.random.Generator, label: int, num_classes: int,
     return np.stack(frames)
 
 
+def _objects_frames(rng: np.random.Generator, label: int, num_classes: int, num_frames: int,
+                    size: int) -> np.ndarray:
+    """A video of the *first* class of pair ``label // 2``: its shape moves right, the other
+    objects stand still; the second class is this reversed.
+
+    The objects: the mover, the shapes of the other pairs (a random 3 of them beyond 4 pairs)
+    and distractor shapes of no class up to ``MIN_OBJECTS``, each in its own horizontal lane
+    (lanes shuffled, so a lane says nothing), coloured in its shape's family.
+    """
+    pairs = num_classes // 2
+    mover = label // 2
+    others = [s for s in range(pairs) if s != mover]
+    n = min(max(MIN_OBJECTS, pairs), MAX_OBJECTS)
+    shapes = [mover] + [int(s) for s in rng.choice(others, min(len(others), n - 1),
+                                                   replace=False)]
+    spare = [s for s in range(len(SHAPES)) if s >= pairs]
+    shapes += [int(s) for s in rng.choice(spare, n - len(shapes), replace=False)]
+    looks = [_Scene(rng, size, SHAPES[s], str(rng.choice(TEXTURES)),
+                    hue_band=appearance_hue_band(s, len(SHAPES)), background=i == 0)
+             for i, s in enumerate(shapes)]
+    scene = looks[0]  # the mover, with the background the others are painted into
+    lane = size / n
+    lanes = rng.permutation(n)  # object i in lane lanes[i]
+    radius = rng.uniform(0.36, 0.44, n) * lane
+    cy = (lanes + 0.5 + rng.uniform(-0.05, 0.05, n)) * lane
+    for i in range(1, n):
+        cx = rng.uniform(radius[i], size - radius[i])
+        looks[i].paint_into(scene, cx, cy[i], radius[i], rng.uniform(0, 2 * np.pi))
+    dist = rng.uniform(0.45, 0.6) * size
+    lo = radius[0] * 0.6 + dist / 2  # most of the mover stays inside the frame
+    mid = rng.uniform(lo, size - lo)
+    angle = rng.uniform(0, 2 * np.pi)
+    t = np.linspace(0.0, 1.0, num_frames)  # (T,)
+    return np.stack([scene.render(mid + (ti - 0.5) * dist, cy[0], radius[0], angle)
+                     for ti in t])  # (T, S, S, 3)
+
+
 def render_video(kind: str, label: int, index: int, *, num_classes: int, num_frames: int = 16,
                  size: int = 64, seed: int = 0) -> np.ndarray:
     """Frames ``uint8 (T, S, S, 3)`` of video ``index`` of class ``label`` (deterministic)."""
@@ -272,7 +366,10 @@ def render_video(kind: str, label: int, index: int, *, num_classes: int, num_fra
         return frames[::-1].copy() if label % 2 else frames  # class B = class A reversed
     if kind == "appearance":
         return _appearance_frames(rng, label, num_classes, num_frames, size)
-    raise ValueError(f"unknown synthetic kind {kind!r}; use 'temporal' or 'appearance'")
+    if kind == "objects":
+        frames = _objects_frames(rng, label, num_classes, num_frames, size)
+        return frames[::-1].copy() if label % 2 else frames  # class B = class A reversed
+    raise ValueError(f"unknown synthetic kind {kind!r}; use one of {', '.join(KINDS)}")
 
 
 def _make_one(job: tuple) -> str:

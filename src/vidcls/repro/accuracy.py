@@ -1,20 +1,26 @@
 """``vidcls bench accuracy``: the papers' accuracy patterns, reproduced at small scale.
 
-What is compared (the four experiments, presets, the plan of runs) is in
+What is compared (the four experiments, presets, starts, the plan of runs) is in
 :mod:`vidcls.repro.experiments`; this module runs it.
 
-Every (experiment, model, seed) cell is one line of ``results.jsonl`` in the output directory,
-written as soon as its run ends, so an interrupted benchmark resumes where it stopped (an
-interrupted *training* continues from its last epoch checkpoint). A run whose configuration is
-identical to one already done for another experiment (e.g. the default TSM is in ``table1``,
-``shift`` and ``online``) is not trained again: its line is copied with ``reused_from``.
+Every (experiment, model, start, seed) cell is one line of ``results.jsonl`` in the output
+directory (its ``start``: ``scratch`` or ``pretrained``), written as soon as its run ends, so
+an interrupted benchmark resumes where it stopped (an interrupted *training* continues from its
+last epoch checkpoint). A run whose configuration is identical to one already done for another
+experiment (e.g. the default TSM is in ``table1`` and ``online``) is not trained again: its line
+is copied with ``reused_from``.
 
 Each run is a ``vidcls train``-style :func:`vidcls.engine.trainer.fit` followed by
 :func:`vidcls.engine.evaluate.evaluate` (1 clip x 1 centre crop) in its own process
 (``python -m vidcls.repro.accuracy``), several side by side with one thread each through the
-job pool of :mod:`vidcls.repro.runner`. Once a run is scored its training state is deleted;
-the weights of the first seed's runs stay (for ``vidcls explain`` and the report), all
-checkpoints with ``keep_checkpoints``. Config, logs, metrics and predictions always stay.
+job pool of :mod:`vidcls.repro.runner`. ``pretrained`` runs wait for the image pretraining of
+their family: one more job of the same pool (a 1-frame TSN / a ``space`` TimeSformer on the
+image corpus), trained once per pretraining recipe, resumable like any run, and cached as
+``PRETRAIN_DIR/KEY.safetensors`` (weights in the names the builders' ``pretrained=`` reads) with
+its results line in ``KEY.json``, so later runs, seeds and other output directories reuse it.
+Once a run is scored its training state is deleted; the weights of the first seed's runs stay
+(for ``vidcls explain`` and the report), all checkpoints with ``keep_checkpoints``. Config,
+logs, metrics and predictions always stay.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vidcls.repro.experiments import PRESETS, Preset, RunSpec, plan, pretrain_key
+from vidcls.repro.experiments import PRESETS, Preset, RunSpec, check_starts, plan, pretrain_key
 from vidcls.repro.timing import time_calls
 
 # --------------------------------------------------------------------------- one run
@@ -56,13 +62,13 @@ def _train_config(*, model: dict, data_root: Path, num_frames: int, batch_size: 
 def run_config(spec: RunSpec, preset: Preset, data_root: Path, out_dir: Path,
                pretrained: Path | None = None):
     """The training config of one run (a plain ``vidcls train`` YAML once saved)."""
-    r = preset.recipe(spec.family)
+    r = preset.recipe(spec.family, spec.start)
     model = {"name": spec.model, "dropout": 0.0, **dict(spec.options)}
     if pretrained is not None:
         model["pretrained"] = str(pretrained)
     # no flip: it would turn "moving right" into "moving left"
     return _train_config(model=model, data_root=data_root, num_frames=preset.num_frames,
-                         batch_size=preset.batch_size, size=preset.size, epochs=r["epochs"],
+                         batch_size=r["batch_size"], size=preset.size, epochs=r["epochs"],
                          lr=r["lr"], weight_decay=preset.weight_decay, flip=False,
                          max_steps=preset.max_steps_per_epoch, out_dir=out_dir,
                          seed=spec.seed, device=preset.device)
@@ -224,13 +230,18 @@ def _append(path: Path, record: dict) -> None:
 def _record(spec: RunSpec, key: str, preset: Preset, result: dict, **more: Any) -> dict:
     return {"experiment": spec.experiment, "label": spec.label, "kind": spec.kind,
             "model": spec.model, "options": dict(spec.options), "seed": spec.seed,
-            **dict(spec.extra), "key": key, "preset": preset.name,
-            "recipe": preset.recipe(spec.family), **result,
+            **dict(spec.extra), "start": spec.start, "key": key, "preset": preset.name,
+            "recipe": preset.recipe(spec.family, spec.start), **result,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **more}
 
 
+def start_of(r: dict) -> str:
+    """A record's start (lines written before starts existed are from scratch)."""
+    return r.get("start", "scratch")
+
+
 def _cell(r: dict) -> tuple:
-    return r["experiment"], r["label"], r["kind"], r["seed"], r["key"]
+    return r["experiment"], r["label"], r["kind"], start_of(r), r["seed"], r["key"]
 
 
 def prepare_data(preset: Preset, kinds: set[str], root: Path, workers: int) -> dict[str, dict]:
@@ -245,13 +256,18 @@ def prepare_data(preset: Preset, kinds: set[str], root: Path, workers: int) -> d
 
 def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = None, *,
                  only: list[str] | None = None, seeds: int | None = None,
+                 starts: list[str] | tuple[str, ...] | None = None,
                  jobs: int | None = None, keep_checkpoints: bool = False,
-                 verbose: bool = True) -> Path:
+                 pretrain_dir: str | Path | None = None, verbose: bool = True) -> Path:
     """Run (or resume) the accuracy benchmark; returns the path of ``results.jsonl``.
 
     ``jobs`` runs train side by side, each with ``cores // jobs`` threads (default: one run per
-    core on CPU, one at a time on a GPU). ``seeds`` limits the preset's seeds to the first N.
-    Raises ``RuntimeError`` naming the runs that failed (the others are recorded).
+    core on CPU, one at a time on a GPU). ``seeds`` limits the preset's seeds to the first N
+    (or extends them to 0..N-1). ``starts``: run every selected experiment from each of these
+    (default: the preset's starts, :meth:`Preset.starts_of`). The image pretraining of the
+    ``pretrained`` start is cached in ``pretrain_dir`` (default ``OUT/pretrain``) under its
+    key, so other output directories can share it. Raises ``RuntimeError`` naming the runs
+    that failed (the others are recorded).
     """
     p = PRESETS[preset] if isinstance(preset, str) else preset
     if seeds is not None:
@@ -259,9 +275,10 @@ def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = No
             raise ValueError(f"seeds must be >= 1, got {seeds}")
         p = replace(p, seeds=tuple(range(seeds)) if seeds > len(p.seeds) else p.seeds[:seeds])
     out = Path(out_dir or f"runs/bench/accuracy-{p.name}")
+    specs = plan(p, only, starts=check_starts(starts) if starts is not None else None)
     out.mkdir(parents=True, exist_ok=True)
+    pre_dir = Path(pretrain_dir) if pretrain_dir else out / "pretrain"
     jsonl = out / "results.jsonl"
-    specs = plan(p, only)
     cores = os.cpu_count() or 1
     if jobs is None:
         jobs = 1 if p.device != "cpu" else max(1, cores)
@@ -274,8 +291,8 @@ def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = No
     for r in done:
         by_key.setdefault(r["key"], r)
     keys = {s: s.key(p) for s in specs}
-    todo = [s for s in specs if (s.experiment, s.label, s.kind, s.seed, keys[s]) not in
-            have_cells]
+    todo = [s for s in specs if (s.experiment, s.label, s.kind, s.start, s.seed, keys[s])
+            not in have_cells]
     # cells whose run was already done for another table: copy the line
     for s in [s for s in todo if keys[s] in by_key]:
         src = by_key[keys[s]]
@@ -291,21 +308,23 @@ def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = No
     if not first:
         return jsonl
 
-    # image pretraining, once per model family (resumed like the rest)
-    families = sorted({s.family for s in first.values()}) if p.pretrain else []
-    weights = {f: out / "pretrain" / f"{pretrain_key(f, p)}.safetensors" for f in families}
+    # image pretraining, once per model family with pretrained runs (cached, resumed)
+    families = sorted({s.family for s in first.values() if s.start == "pretrained"})
+    weights = {f: pre_dir / f"{pretrain_key(f, p)}.safetensors" for f in families}
     pre_jobs = [f for f in families if not weights[f].is_file()]
+    _record_cached_pretraining([f for f in families if f not in pre_jobs], p, pre_dir, jsonl)
     infos = _prepare_all(p, {s.kind for s in first.values()}, out / "data", bool(pre_jobs),
                          cores, say)
 
     from vidcls.repro.runner import run_jobs
 
-    pool = ([_pretrain_job(f, p, out, infos) for f in pre_jobs]
+    pool = ([_pretrain_job(f, p, pre_dir, infos) for f in pre_jobs]
             + [_run_job(s, p, out, infos, weights, keep_checkpoints,
-                        after=(pretrain_key(s.family, p),) if s.family in pre_jobs else ())
+                        after=(pretrain_key(s.family, p),)
+                        if s.start == "pretrained" and s.family in pre_jobs else ())
                for s in first.values()])
     total, ended, ok, failed = len(pool), 0, 0, []
-    start = time.perf_counter()
+    t0 = time.perf_counter()
 
     def on_finish(res) -> None:
         nonlocal ended, ok
@@ -316,7 +335,8 @@ def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = No
             title = f"image pretraining ({family})"
         else:
             spec = first[res.name]
-            title = f"{spec.experiment} {spec.label} on {spec.kind}, seed {spec.seed}"
+            title = (f"{spec.experiment} {spec.label} on {spec.kind} ({spec.start}), "
+                     f"seed {spec.seed}")
         if not res.ok:
             failed.append(family or res.name)
             say(f"  [{ended}/{total}] FAILED {title} (exit {res.returncode}); {res.log}:\n    "
@@ -325,17 +345,16 @@ def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = No
         result = json.loads((run_dir / "result.json").read_text())
         ok += 1
         if family:
+            record = _pretrain_record(family, p, res.name, result, run_dir)
+            # the line first: the weights file is what marks the pretraining as done
+            weights[family].with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
             export_pretrained(family, run_dir / "checkpoints" / "last", weights[family])
-            _append(jsonl, {"experiment": "pretrain", "label": family, "kind": "appearance",
-                            "seed": 0, "key": res.name, "preset": p.name,
-                            "recipe": p.pretrain_recipe(family), **result,
-                            "run_dir": str(run_dir),
-                            "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+            _append(jsonl, record)
         else:
             for s in todo:
                 if keys[s] == res.name:
                     _append(jsonl, _record(s, res.name, p, result, run_dir=str(run_dir)))
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - t0
         eta = elapsed / ended * (total - ended)
         pair = "" if family else f" (pair {result['pair_acc']:.0f}%)"
         say(f"  [{ended}/{total}] {title}: top-1 {result['top1']:.1f}%{pair} in "
@@ -345,13 +364,32 @@ def run_accuracy(preset: str | Preset = "small", out_dir: str | Path | None = No
     results = run_jobs(pool, parallel=jobs, threads=max(1, cores // jobs), on_finish=on_finish)
     failed += [name for name, r in results.items() if r.skipped]  # their pretraining failed
     say(f"vidcls bench accuracy: {ok} runs in "
-        f"{(time.perf_counter() - start) / 60:.1f} min"
+        f"{(time.perf_counter() - t0) / 60:.1f} min"
         + (f", {len(failed)} failed (rerun the same command to retry them)" if failed else ""),
         flush=True)
     if failed:
         raise RuntimeError(f"{len(failed)} benchmark run(s) failed: {', '.join(failed)} (logs "
-                           f"in {out}/runs/KEY/train.log)")
+                           f"in {out}/runs/KEY/train.log, {pre_dir}/KEY/train.log)")
     return jsonl
+
+
+def _pretrain_record(family: str, p: Preset, key: str, result: dict, run_dir: Path) -> dict:
+    """The results line of an image pretraining (``experiment: pretrain``)."""
+    return {"experiment": "pretrain", "label": family, "kind": "appearance", "seed": 0,
+            "start": "pretrained", "key": key, "preset": p.name,
+            "recipe": p.pretrain_recipe(family), **result, "run_dir": str(run_dir),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _record_cached_pretraining(families: list[str], p: Preset, pre_dir: Path,
+                               jsonl: Path) -> None:
+    """A pretraining reused from the cache (another output directory made it) still gets its
+    line in this results file, so the report can say what the runs started from."""
+    have = {r["key"] for r in read_jsonl(jsonl) if r["experiment"] == "pretrain"}
+    for f in families:
+        meta = (pre_dir / f"{pretrain_key(f, p)}.safetensors").with_suffix(".json")
+        if pretrain_key(f, p) not in have and meta.is_file():
+            _append(jsonl, json.loads(meta.read_text()))
 
 
 def _prepare_all(p: Preset, kinds: set[str], root: Path, pretrain: bool, cores: int,
@@ -383,9 +421,9 @@ def _worker_job(name: str, run_dir: Path, cfg, keep: str, after: tuple[str, ...]
     return Job(name, cmd, run_dir / "train.log", after=after, output=run_dir / "result.json")
 
 
-def _pretrain_job(family: str, p: Preset, out: Path, infos: dict[str, dict]):
+def _pretrain_job(family: str, p: Preset, pre_dir: Path, infos: dict[str, dict]):
     key = pretrain_key(family, p)
-    run_dir = out / "pretrain" / key
+    run_dir = pre_dir / key
     cfg = pretrain_config(family, p, Path(infos["pretrain"]["root"]), run_dir)
     return _worker_job(key, run_dir, cfg, keep="model")
 
@@ -395,7 +433,7 @@ def _run_job(spec: RunSpec, p: Preset, out: Path, infos: dict[str, dict],
     key = spec.key(p)
     run_dir = out / "runs" / key
     cfg = run_config(spec, p, Path(infos[spec.kind]["root"]), run_dir,
-                     pretrained=weights.get(spec.family))
+                     pretrained=weights[spec.family] if spec.start == "pretrained" else None)
     keep = "all" if keep_checkpoints else "model" if spec.seed == p.seeds[0] else "none"
     return _worker_job(key, run_dir, cfg, keep, after)
 

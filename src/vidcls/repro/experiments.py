@@ -7,15 +7,24 @@ with one recipe per model family, so every model of a table gets the same data a
                ``temporal`` (TSM >> TSN; TSN at chance *within* each pair of time-reversed
                classes).
 ``shift``      the shift-proportion figure: in-place vs residual shift, 1/8, 1/4, 1/2 and all
-               channels moved (``shift_div`` 16, 8, 4, 2) on ``temporal``, TSN as proportion 0.
+               channels moved (``shift_div`` 16, 8, 4, 2), TSN as proportion 0, on the
+               preset's ``motion_kind`` (``objects``: which object moves which way, where the
+               spatial features an in-place shift damages matter, as on Something-Something).
 ``online``     uni-directional (online, streamable) vs bi-directional (offline) shift on
                ``temporal``.
 ``attention``  TimeSformer's attention table: ``space``, ``joint``, ``divided``, ``local_global``,
-               ``axial`` on ``appearance`` and ``temporal``.
+               ``axial`` on ``appearance`` and the ``motion_kind``.
 
-:func:`plan` turns a :class:`Preset` into one :class:`RunSpec` per (experiment, model, seed)
-cell; :meth:`RunSpec.key` is the identity of the training run behind a cell, so a run that two
-tables share (the default TSM is in ``table1``, ``shift`` and ``online``) is trained once.
+Every run has a **start**: ``scratch`` (random initialisation) or ``pretrained`` (the papers'
+ImageNet start, imitated: the backbone of its family pretrained once on an image task, see
+:meth:`Preset.pretrain_recipe`; TimeSformer's temporal attention starts as a copy of the
+spatial one, as the reference does). A preset names its ``starts`` and the experiments that run
+from every one of them (``both_starts``; the others run from the first start only), so the
+tables whose claims hinge on the start are reported side by side.
+
+:func:`plan` turns a :class:`Preset` into one :class:`RunSpec` per (experiment, model, start,
+seed) cell; :meth:`RunSpec.key` is the identity of the training run behind a cell, so a run that
+two tables share (the default TSM is in ``table1`` and ``online``) is trained once.
 :mod:`vidcls.repro.accuracy` runs the plan.
 
 The attention schemes and shift placements are the models' own lists
@@ -34,6 +43,7 @@ from vidcls.models.timesformer import ATTENTION_TYPES
 from vidcls.models.tsn import SHIFT_PLACES
 
 EXPERIMENTS = ("table1", "shift", "online", "attention")
+STARTS = ("scratch", "pretrained")
 SHIFT_DIVS = (16, 8, 4, 2)  # 1/8, 1/4, 1/2, all of the channels moved (both directions together)
 
 
@@ -65,22 +75,23 @@ def fraction_name(frac: float) -> str:
 
 @dataclass(frozen=True)
 class Preset:
-    """Data size, models and training recipe of one benchmark scale.
+    """Data size, models, training recipe and starts of one benchmark scale.
 
     The training recipe is the demo's (AdamW, cosine, multi-scale crop, no flip). ``vit`` holds
-    the TimeSformer architecture: a tiny ViT, since ViT-B is far beyond a CPU budget.
+    the TimeSformer architecture: a tiny ViT, since ViT-B is far beyond a CPU budget; patches of
+    4 pixels give it an 8x8 grid per 32-pixel frame (64 tokens, 512 per 8-frame clip for
+    ``joint``), enough to localise several small objects.
 
-    With ``pretrain=True`` every video model starts, like in the papers (ImageNet
-    initialisation), from an *image* model of its family pretrained once on frames of a
-    separate synthetic image task: ``appearance`` videos of all 8 shapes drawn with another seed
-    (``pretrain_*`` fields). The ``small`` preset trains from scratch instead: on 2 CPU cores the
-    pretraining that fits the hour stayed near chance (measured with shape-only classes, before
-    ``appearance`` classes got their colour families: ResNet-18 24 %, ViT 14 % on 8 shapes) and
-    only took time from the experiments.
+    ``pretrained`` runs start from an *image* model of their family pretrained once (shared by
+    every run and seed, cached under its :func:`pretrain_key`) on single frames of a separate
+    image-classification corpus: ``appearance`` videos of ``pretrain_classes`` classes (16 =
+    8 shapes x 2 textures, each shape in its colour family) drawn with another seed. A TSN of 1
+    frame is a plain image CNN; the ViT is a ``space`` TimeSformer, which treats the frames of a
+    clip as separate images (``vit_pretrain_frames`` of them, cls tokens averaged).
     """
 
     name: str
-    num_classes: int = 4             # 2 pairs of time-reversed classes on ``temporal``
+    num_classes: int = 4             # 2 pairs of time-reversed classes on the motion kinds
     videos_per_class: int = 40
     val_fraction: float = 0.2
     video_frames: int = 16           # frames in each synthetic video file
@@ -94,14 +105,19 @@ class Preset:
     cnn_lr: float = 0.002
     vit_epochs: int = 12
     vit_lr: float = 0.001
-    vit: dict = field(default_factory=lambda: dict(img_size=32, patch_size=8, embed_dim=64,
+    vit_batch_size: int | None = None  # None: ``batch_size``
+    vit: dict = field(default_factory=lambda: dict(img_size=32, patch_size=4, embed_dim=64,
                                                    depth=4, num_heads=4, drop_path_rate=0.0))
     max_steps_per_epoch: int | None = None
     device: str = "cpu"
     data_seed: int = 0
-    # image pretraining
-    pretrain: bool = False
-    pretrain_classes: int = 8
+    # the temporal dataset of ``shift`` and ``attention`` (``table1`` and ``online``: temporal)
+    motion_kind: str = "objects"
+    # starts: every experiment of ``both_starts`` runs from each, the others from the first
+    starts: tuple[str, ...] = STARTS
+    both_starts: tuple[str, ...] = ("shift", "attention")
+    # image pretraining (``pretrained`` start)
+    pretrain_classes: int = 16
     pretrain_videos_per_class: int = 200
     pretrain_batch_size: int = 32
     cnn_pretrain_epochs: int = 12
@@ -110,24 +126,27 @@ class Preset:
     vit_pretrain_lr: float = 0.001
     pretrain_max_steps_per_epoch: int | None = None
     pretrain_val_fraction: float = 0.1
-    # frames per pretraining clip: a TSN of 1 frame is a plain image CNN; the ViT takes 8
-    # frames, which its ``space`` attention treats as 8 images (cls tokens averaged), because
-    # decoding a video costs more than running the tiny ViT on one frame
+    # frames per pretraining clip: one is an image; more frames of a video add views of the
+    # same object, which at 4-pixel patches cost the ViT more than fresh videos would
     cnn_pretrain_frames: int = 1
-    vit_pretrain_frames: int = 8
+    vit_pretrain_frames: int = 1
 
-    def recipe(self, family: str) -> dict:
-        """Everything about training that a run's result depends on (part of its key)."""
+    def recipe(self, family: str, start: str = "scratch") -> dict:
+        """Everything about training that a run's result depends on (part of its key); a
+        ``pretrained`` run's includes its pretraining recipe (a scratch run's has none, so its
+        key is what it was before starts existed)."""
         epochs, lr = ((self.cnn_epochs, self.cnn_lr) if family == "cnn"
                       else (self.vit_epochs, self.vit_lr))
-        out = dict(epochs=epochs, lr=lr, batch_size=self.batch_size,
+        batch = self.batch_size if family == "cnn" else self.vit_batch_size or self.batch_size
+        out = dict(epochs=epochs, lr=lr, batch_size=batch,
                    weight_decay=self.weight_decay, num_frames=self.num_frames,
                    max_steps_per_epoch=self.max_steps_per_epoch, data=self.data_options())
-        if self.pretrain:
+        if start == "pretrained":
             out["pretrain"] = self.pretrain_recipe(family)
         return out
 
     def pretrain_recipe(self, family: str) -> dict:
+        """The image pretraining of a family (its identity: :func:`pretrain_key`)."""
         epochs, lr = ((self.cnn_pretrain_epochs, self.cnn_pretrain_lr) if family == "cnn"
                       else (self.vit_pretrain_epochs, self.vit_pretrain_lr))
         arch = {"model": f"tsn_{self.backbone}"} if family == "cnn" else {
@@ -152,6 +171,10 @@ class Preset:
                     num_frames=self.video_frames, size=self.size, seed=self.data_seed + 1000,
                     val_fraction=self.pretrain_val_fraction)
 
+    def starts_of(self, experiment: str) -> tuple[str, ...]:
+        """The starts an experiment runs from in this preset."""
+        return self.starts if experiment in self.both_starts else self.starts[:1]
+
 
 PRESETS: dict[str, Preset] = {
     # Tests and smoke checks: a handful of videos, one optimizer step per stage.
@@ -160,26 +183,30 @@ PRESETS: dict[str, Preset] = {
                   seeds=(0,), cnn_epochs=1, vit_epochs=1, max_steps_per_epoch=1, batch_size=4,
                   vit=dict(img_size=32, patch_size=16, embed_dim=16, depth=1, num_heads=2,
                            drop_path_rate=0.0),
-                  pretrain_videos_per_class=2, pretrain_batch_size=4, cnn_pretrain_epochs=1,
-                  vit_pretrain_epochs=1, pretrain_max_steps_per_epoch=1,
-                  pretrain_val_fraction=0.5, pretrain=True),
-    # 2 CPU cores, under an hour: ResNet-18 TSN/TSM and a 4-block TimeSformer on 32x32 clips,
-    # from scratch.
-    "small": Preset("small"),
-    # A GPU: more classes and videos, 64x64 clips, ResNet-50, a wider TimeSformer, 5 seeds.
+                  pretrain_classes=8, pretrain_videos_per_class=2, pretrain_batch_size=4,
+                  cnn_pretrain_epochs=1, vit_pretrain_epochs=1, pretrain_max_steps_per_epoch=1,
+                  pretrain_val_fraction=0.5),
+    # 2 CPU cores, under 90 minutes: ResNet-18 TSN/TSM and a 4-block TimeSformer on 32x32
+    # clips; shift and attention from scratch and pretrained, table1 and online from scratch.
+    # The ViT gets 30 epochs of batch 4 (960 steps): pilots of the pretrained divided model on
+    # ``objects`` reached 31 % top-1 after 12 epochs of batch 8, 38 % after 24 and 41-53 %
+    # after 30 epochs of batch 4 (chance 25 %; the rule for "learned" is chance + 15).
+    "small": Preset("small", vit_epochs=30, vit_batch_size=4),
+    # A GPU: more classes and videos, 64x64 clips, ResNet-50, a wider TimeSformer, 5 seeds,
+    # every experiment from both starts.
     "full": Preset("full", num_classes=8, videos_per_class=300, size=64, seeds=(0, 1, 2, 3, 4),
                    backbone="resnet50", batch_size=16, cnn_epochs=10, vit_epochs=30,
-                   device="auto", pretrain=True,
+                   device="auto", both_starts=EXPERIMENTS,
                    vit=dict(img_size=64, patch_size=8, embed_dim=192, depth=6, num_heads=3,
                             drop_path_rate=0.1),
                    pretrain_videos_per_class=1000, pretrain_batch_size=128,
-                   cnn_pretrain_epochs=30, vit_pretrain_epochs=150),
+                   cnn_pretrain_epochs=30, vit_pretrain_epochs=150, vit_pretrain_frames=8),
 }
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One cell of one experiment's table: a model on a dataset kind with one seed."""
+    """One cell of one experiment's table: a model on a dataset kind from a start, one seed."""
 
     experiment: str
     label: str                      # row label in the table, e.g. "TSM", "residual 1/4"
@@ -188,6 +215,7 @@ class RunSpec:
     options: tuple                  # architecture options as sorted (key, value) pairs
     seed: int
     extra: tuple = ()               # plot coordinates etc., e.g. (("shift_fraction", 0.25),)
+    start: str = "scratch"          # "scratch" | "pretrained"
 
     @property
     def family(self) -> str:
@@ -198,60 +226,87 @@ class RunSpec:
         from vidcls.data.synthetic import VERSION
 
         blob = json.dumps(dict(kind=self.kind, model=self.model, options=list(self.options),
-                               seed=self.seed, recipe=preset.recipe(self.family),
+                               seed=self.seed, recipe=preset.recipe(self.family, self.start),
                                synth_version=VERSION),
                           sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
 def _spec(experiment: str, label: str, kind: str, model: str, options: dict, seed: int,
-          **extra: Any) -> RunSpec:
+          start: str, **extra: Any) -> RunSpec:
     return RunSpec(experiment, label, kind, model, tuple(sorted(options.items())), seed,
-                   tuple(sorted(extra.items())))
+                   tuple(sorted(extra.items())), start)
+
+
+def check_starts(starts: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``starts`` as a tuple, each one of :data:`STARTS` (a ValueError names a wrong one)."""
+    bad = [s for s in starts if s not in STARTS]
+    if bad or not starts:
+        raise ValueError(f"unknown start(s) {', '.join(bad) or '(none)'}; choose from "
+                         f"{', '.join(STARTS)}")
+    return tuple(dict.fromkeys(starts))
 
 
 def plan(preset: Preset, only: list[str] | None = None,
-         seeds: tuple[int, ...] | None = None) -> list[RunSpec]:
+         seeds: tuple[int, ...] | None = None,
+         starts: tuple[str, ...] | None = None) -> list[RunSpec]:
     """All runs of the selected experiments, seed-major (every table gets its first seed
-    before any table gets its second, so a stopped run still has one of everything)."""
+    before any table gets its second, so a stopped run still has one of everything), from
+    scratch before pretrained within a seed.
+
+    ``starts`` given: every selected experiment from each of them; None: the preset's
+    (:meth:`Preset.starts_of`)."""
     only = list(only or EXPERIMENTS)
     bad = [e for e in only if e not in EXPERIMENTS]
     if bad:
         raise ValueError(f"unknown experiment(s) {', '.join(bad)}; choose from "
                          f"{', '.join(EXPERIMENTS)}")
+    chosen = check_starts(starts) if starts is not None else None
     tsn, tsm = f"tsn_{preset.backbone}", f"tsm_{preset.backbone}"
+    motion = preset.motion_kind
     specs: list[RunSpec] = []
     for seed in seeds or preset.seeds:
-        if "table1" in only:
-            for kind in ("appearance", "temporal"):
-                specs.append(_spec("table1", "TSN", kind, tsn, {}, seed))
-                specs.append(_spec("table1", "TSM", kind, tsm, DEFAULT_SHIFT, seed))
-        if "online" in only:
-            specs.append(_spec("online", "TSN (no shift)", "temporal", tsn, {}, seed))
-            specs.append(_spec("online", "offline (bi-directional)", "temporal", tsm,
-                               DEFAULT_SHIFT, seed))
-            specs.append(_spec("online", "online (uni-directional)", "temporal", tsm,
-                               {**DEFAULT_SHIFT, "shift_mode": "unidirectional"}, seed))
-        if "shift" in only:
-            specs.append(_spec("shift", "TSN (no shift)", "temporal", tsn, {}, seed,
-                               shift_fraction=0.0, place="none"))
-            for place in PLACES:
-                for div in SHIFT_DIVS:
-                    frac = 2 / div
-                    specs.append(_spec("shift", f"{place} {fraction_name(frac)}", "temporal",
-                                       tsm, {**DEFAULT_SHIFT, "shift_div": div,
-                                             "shift_place": place}, seed,
-                                       shift_fraction=frac, place=place))
-        if "attention" in only:
-            for kind in ("appearance", "temporal"):
-                for att in ATTENTIONS:
-                    specs.append(_spec("attention", att, kind, "timesformer_base",
-                                       {**preset.vit, "attention": att}, seed))
+        for start in STARTS:
+            def runs(experiment: str) -> bool:
+                return experiment in only and start in (
+                    chosen if chosen is not None else preset.starts_of(experiment))
+
+            if runs("table1"):
+                for kind in ("appearance", "temporal"):
+                    specs.append(_spec("table1", "TSN", kind, tsn, {}, seed, start))
+                    specs.append(_spec("table1", "TSM", kind, tsm, DEFAULT_SHIFT, seed, start))
+            if runs("online"):
+                specs.append(_spec("online", "TSN (no shift)", "temporal", tsn, {}, seed, start))
+                specs.append(_spec("online", "offline (bi-directional)", "temporal", tsm,
+                                   DEFAULT_SHIFT, seed, start))
+                specs.append(_spec("online", "online (uni-directional)", "temporal", tsm,
+                                   {**DEFAULT_SHIFT, "shift_mode": "unidirectional"}, seed,
+                                   start))
+            if runs("shift"):
+                specs.append(_spec("shift", "TSN (no shift)", motion, tsn, {}, seed, start,
+                                   shift_fraction=0.0, place="none"))
+                for place in PLACES:
+                    for div in SHIFT_DIVS:
+                        frac = 2 / div
+                        specs.append(_spec("shift", f"{place} {fraction_name(frac)}", motion,
+                                           tsm, {**DEFAULT_SHIFT, "shift_div": div,
+                                                 "shift_place": place}, seed, start,
+                                           shift_fraction=frac, place=place))
+            if runs("attention"):
+                for kind in ("appearance", motion):
+                    for att in ATTENTIONS:
+                        specs.append(_spec("attention", att, kind, "timesformer_base",
+                                           {**preset.vit, "attention": att}, seed, start))
     return specs
 
 
 def pretrain_key(family: str, preset: Preset) -> str:
-    """Identity of a family's image pretraining (the name of its weights file)."""
-    blob = json.dumps(preset.pretrain_recipe(family), sort_keys=True, default=str)
+    """Identity of a family's image pretraining (the name of its weights file): its recipe
+    and the synthetic data's version, nothing about the runs that use it, so every run and
+    seed of every preset with the same pretraining shares one."""
+    from vidcls.data.synthetic import VERSION
+
+    blob = json.dumps(dict(preset.pretrain_recipe(family), synth_version=VERSION),
+                      sort_keys=True, default=str)
     return f"pretrain-{family}-" + hashlib.sha1(blob.encode()).hexdigest()[:8]
 

@@ -74,34 +74,45 @@ def plot_table1(s: dict, path: Path, num_classes: int = 4) -> bool:
                             "TSN vs TSM (mean ± std over seeds, dots = seeds)")
 
 
-def plot_shift(s: dict, path: Path) -> bool:
+_START_STYLE = {"scratch": ("-", "o", "from scratch"), "pretrained": ("--", "s", "pretrained")}
+
+
+def plot_shift(ss: dict[str, dict], path: Path) -> bool:
+    """Accuracy vs proportion shifted, one line per placement and start (``ss``: start ->
+    summary; solid = from scratch, dashed = pretrained)."""
+    from vidcls.repro.summary import motion_kind
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = plt.subplots(figsize=(5.8, 3.9))
     xs = [0.0] + [2 / d for d in SHIFT_DIVS]
     names = ["none"] + [fraction_name(2 / d) for d in SHIFT_DIVS]
-    tsn = cell(s, "shift", "temporal", "TSN (no shift)")
-    drawn = False
-    for place in PLACES:
-        cells = [tsn] + [cell(s, "shift", "temporal", f"{place} {fraction_name(2 / d)}")
-                         for d in SHIFT_DIVS]
-        pts = [(i, c) for i, c in enumerate(cells) if c]
-        if not pts:
-            continue
-        drawn = True
-        ax.errorbar([i for i, _ in pts], [c["top1"][0] for _, c in pts],
-                    yerr=[c["top1"][1] for _, c in pts], marker="o", capsize=3,
-                    label=f"{place} shift", color=COLORS[place])
+    drawn, kind = False, "temporal"
+    for start, s in ss.items():
+        kind = motion_kind(s, "shift")
+        ls, marker, title = _START_STYLE[start]
+        tsn = cell(s, "shift", kind, "TSN (no shift)")
+        for place in PLACES:
+            cells = [tsn] + [cell(s, "shift", kind, f"{place} {fraction_name(2 / d)}")
+                             for d in SHIFT_DIVS]
+            pts = [(i, c) for i, c in enumerate(cells) if c]
+            if not pts:
+                continue
+            drawn = True
+            label = f"{place} shift" + (f", {title}" if len(ss) > 1 else "")
+            ax.errorbar([i for i, _ in pts], [c["top1"][0] for _, c in pts],
+                        yerr=[c["top1"][1] for _, c in pts], marker=marker, ls=ls, capsize=3,
+                        label=label, color=COLORS[place])
     if not drawn:
         plt.close(fig)
         return False
     ax.set_xticks(range(len(xs)))
     ax.set_xticklabels(names)
     ax.set_xlabel("proportion of channels shifted (both directions together)")
-    ax.set_ylabel("temporal top-1 (%)")
+    ax.set_ylabel(f"{kind} top-1 (%)")
     ax.set_ylim(0, 105)
     ax.grid(alpha=0.3)
     ax.set_title("Shift proportion and placement (TSM paper, Fig. 3)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     save_figure(fig, path)
     return True
 
@@ -119,17 +130,31 @@ def plot_online(s: dict, path: Path) -> bool:
                             "Online (streamable) vs offline TSM")
 
 
-def plot_attention(s: dict, path: Path, num_classes: int = 4) -> bool:
+def plot_attention(ss: dict[str, dict], path: Path, num_classes: int = 4) -> bool:
+    """Bars per attention scheme: appearance and the motion kind, per start (``ss``: start
+    -> summary)."""
+    from vidcls.repro.summary import motion_kind
+
     plt = _plt()
-    series = {kind: [cell(s, "attention", kind, a) for a in ATTENTIONS]
-              for kind in ("appearance", "temporal")}
+    series, colors = {}, {}
+    palette = {("appearance", "scratch"): "#2ca02c", ("motion", "scratch"): "#9467bd",
+               ("appearance", "pretrained"): "#98df8a", ("motion", "pretrained"): "#c5b0d5"}
+    for start, s in ss.items():
+        for role, kind in (("appearance", "appearance"),
+                           ("motion", motion_kind(s, "attention"))):
+            name = kind + (f" ({start})" if len(ss) > 1 else "")
+            series[name] = [cell(s, "attention", kind, a) for a in ATTENTIONS]
+            colors[name] = palette[(role, start)]
     if not any(c for cs in series.values() for c in cs):
         return False
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    _bars(ax, list(ATTENTIONS), series, colors={"appearance": "#2ca02c", "temporal": "#9467bd"})
-    return _accuracy_figure(fig, ax, path, num_classes, "frame-order blind (temporal)",
+    fig, ax = plt.subplots(figsize=(7.5, 3.9))
+    _bars(ax, list(ATTENTIONS), series, colors=colors)
+    ax.set_ylim(0, 135 if len(ss) > 1 else 105)  # room for the legend above the bars
+    ax.set_yticks(range(0, 101, 20))
+    starts = " and ".join(("from scratch" if st == "scratch" else st) for st in ss)
+    return _accuracy_figure(fig, ax, path, num_classes, "frame-order blind (motion)",
                             "validation top-1 (%)",
-                            "TimeSformer attention schemes (tiny model, from scratch)", ncol=2)
+                            f"TimeSformer attention schemes (tiny model, {starts})", ncol=2)
 
 
 def plot_latency_frames(cost: dict, path: Path) -> bool:

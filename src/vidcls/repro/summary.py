@@ -49,6 +49,27 @@ def cell(summary: dict, experiment: str, kind: str, label: str) -> dict | None:
     return summary.get((experiment, kind, label))
 
 
+def by_start(records: list[dict]) -> dict[str, dict]:
+    """:func:`summarize` per start: ``{"scratch": summary, "pretrained": summary}``, only the
+    starts the records have, in that order (a line written before starts existed is from
+    scratch). Summarising each start separately keeps their cells apart."""
+    from vidcls.repro.experiments import STARTS
+
+    out = {}
+    for start in STARTS:
+        rs = [r for r in records if r.get("start", "scratch") == start]
+        if rs:
+            out[start] = summarize(rs)
+    return out
+
+
+def motion_kind(summary: dict, experiment: str, default: str = "temporal") -> str:
+    """The temporal dataset an experiment ran on (``temporal``, or ``objects`` where what moves
+    matters too): its kind other than ``appearance``."""
+    kinds = sorted({k for e, k, _ in summary if e == experiment and k != "appearance"})
+    return kinds[0] if kinds else default
+
+
 def num_classes(records: list[dict], default: int = 4) -> int:
     """Classes of the runs' dataset (chance = 100 / classes), from the first record's recipe."""
     if not records:

@@ -7,7 +7,7 @@ import math
 
 from vidcls.repro.cost import PAPER_COMPARISONS, comparisons_per_token, paper_comparisons
 from vidcls.repro.experiments import ATTENTIONS, SHIFT_DIVS, fraction_name
-from vidcls.repro.summary import cell
+from vidcls.repro.summary import cell, motion_kind
 
 
 def fmt(ms: tuple[float, float], digits: int = 1) -> str:
@@ -18,60 +18,114 @@ def fmt(ms: tuple[float, float], digits: int = 1) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def table1_md(s: dict) -> str:
-    lines = ["| model | appearance top-1 (%) | temporal top-1 (%) | temporal: right pair (%) "
-             "| temporal: within pair (%) | params |",
-             "|---|---|---|---|---|---|"]
+START_NAMES = {"scratch": "from scratch", "pretrained": "pretrained"}
+
+
+def _present(ss: dict[str, dict]) -> list[str]:
+    """The starts with results, in :data:`~vidcls.repro.experiments.STARTS` order (``ss`` is
+    :func:`~vidcls.repro.summary.by_start`'s result)."""
+    return [st for st in ss if ss[st]]
+
+
+def _head(columns: list[str], starts: list[str]) -> list[str]:
+    """Accuracy column titles, once per start (with the start named when there are two)."""
+    if len(starts) <= 1:
+        return columns
+    return [f"{c}, {START_NAMES[st]}" for st in starts for c in columns]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    return "\n".join([_row(head), "|" + "---|" * len(head)] + [_row(r) for r in rows])
+
+
+def _acc(c: dict | None, metric: str = "top1") -> str:
+    return fmt(c[metric]) if c else "–"
+
+
+def _first(cells: list[dict | None]) -> dict | None:
+    return next((c for c in cells if c), None)
+
+
+def table1_md(ss: dict[str, dict]) -> str:
+    """TSN vs TSM per start (``ss``: start -> summary)."""
+    starts = _present(ss)
+    head = ["model"] + _head(["appearance top-1 (%)", "temporal top-1 (%)",
+                              "temporal: right pair (%)", "temporal: within pair (%)"],
+                             starts) + ["params"]
+    rows = []
     for label in ("TSN", "TSM"):
-        a, t = cell(s, "table1", "appearance", label), cell(s, "table1", "temporal", label)
-        ref = t or a
-        if not ref:
-            continue
-        lines.append(f"| {label} | {fmt(a['top1']) if a else '–'} | {fmt(t['top1']) if t else '–'}"
-                     f" | {fmt(t['pair_acc']) if t else '–'} | "
-                     f"{fmt(t['within_pair_acc']) if t else '–'} | "
-                     f"{ref['params'][0] / 1e6:.1f} M |")
-    return "\n".join(lines)
+        cells, row = [], [label]
+        for st in starts:
+            a = cell(ss[st], "table1", "appearance", label)
+            tt = cell(ss[st], "table1", "temporal", label)
+            cells += [a, tt]
+            row += [_acc(a), _acc(tt), _acc(tt, "pair_acc"), _acc(tt, "within_pair_acc")]
+        ref = _first(cells)
+        if ref:
+            rows.append(row + [f"{ref['params'][0] / 1e6:.1f} M"])
+    return _table(head, rows)
 
 
-def shift_md(s: dict) -> str:
-    lines = ["| channels shifted | in-place top-1 (%) | residual top-1 (%) |", "|---|---|---|"]
-    tsn = cell(s, "shift", "temporal", "TSN (no shift)")
-    if tsn:
-        lines.append(f"| none (TSN) | {fmt(tsn['top1'])} | {fmt(tsn['top1'])} |")
+def shift_md(ss: dict[str, dict]) -> str:
+    """Shift proportion x placement per start, on the shift experiment's motion kind."""
+    starts = _present(ss)
+    kind = motion_kind(next(iter(ss.values()), {}), "shift")
+    head = ["channels shifted"] + _head(["in-place top-1 (%)", "residual top-1 (%)"], starts)
+    rows = []
+    tsns = [cell(ss[st], "shift", kind, "TSN (no shift)") for st in starts]
+    if any(tsns):
+        rows.append(["none (TSN)"] + [x for c in tsns for x in (_acc(c), _acc(c))])
     for d in SHIFT_DIVS:
         name = fraction_name(2 / d)
-        i = cell(s, "shift", "temporal", f"inplace {name}")
-        r = cell(s, "shift", "temporal", f"residual {name}")
-        lines.append(f"| {name} (shift_div={d}) | {fmt(i['top1']) if i else '–'} | "
-                     f"{fmt(r['top1']) if r else '–'} |")
-    return "\n".join(lines)
+        row = [f"{name} (shift_div={d})"]
+        for st in starts:
+            row += [_acc(cell(ss[st], "shift", kind, f"inplace {name}")),
+                    _acc(cell(ss[st], "shift", kind, f"residual {name}"))]
+        rows.append(row)
+    return _table(head, rows)
 
 
-def online_md(s: dict) -> str:
-    lines = ["| model | temporal top-1 (%) | within pair (%) | CPU latency / clip (ms) |",
-             "|---|---|---|---|"]
+def online_md(ss: dict[str, dict]) -> str:
+    starts = _present(ss)
+    head = ["model"] + _head(["temporal top-1 (%)", "within pair (%)"], starts) + [
+        "CPU latency / clip (ms)"]
+    rows = []
     for label in ("TSN (no shift)", "offline (bi-directional)", "online (uni-directional)"):
-        c = cell(s, "online", "temporal", label)
-        if c:
-            lines.append(f"| {label} | {fmt(c['top1'])} | {fmt(c['within_pair_acc'])} | "
-                         f"{c['latency_ms'][0]:.1f} |")
-    return "\n".join(lines)
+        cells = [cell(ss[st], "online", "temporal", label) for st in starts]
+        ref = _first(cells)
+        if ref:
+            rows.append([label] + [x for c in cells for x in (_acc(c),
+                                                              _acc(c, "within_pair_acc"))]
+                        + [f"{ref['latency_ms'][0]:.1f}"])
+    return _table(head, rows)
 
 
-def attention_md(s: dict, cost: dict | None = None) -> str:
-    """Accuracy of the tiny trained models, with their cost and the ViT-B cost beside it."""
+def attention_md(ss: dict[str, dict], cost: dict | None = None) -> str:
+    """Accuracy of the tiny trained models per start, with their cost and the ViT-B cost
+    beside it."""
+    starts = _present(ss)
+    kind = motion_kind(next(iter(ss.values()), {}), "attention")
     vitb = {}
     for row in (cost or {}).get("rows", []):
         if row["model"] == "timesformer_base" and "attention" in row:
             vitb[row["attention"]] = row
-    lines = ["| attention | appearance top-1 (%) | temporal top-1 (%) | temporal within pair (%) "
-             "| params (tiny) | MFLOPs (tiny) | latency (tiny, ms) | comparisons / token "
-             "(8x224) | ViT-B 8x224: params / GFLOPs / latency fp32 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    head = (["attention"] + _head(["appearance top-1 (%)", f"{kind} top-1 (%)",
+                                   f"{kind} within pair (%)"], starts)
+            + ["params (tiny)", "MFLOPs (tiny)", "latency (tiny, ms)",
+               "comparisons / token (8x224)", "ViT-B 8x224: params / GFLOPs / latency fp32"])
+    rows = []
     for att in ATTENTIONS:
-        a, t = cell(s, "attention", "appearance", att), cell(s, "attention", "temporal", att)
-        ref = a or t
+        cells, row = [], [att]
+        for st in starts:
+            a = cell(ss[st], "attention", "appearance", att)
+            m = cell(ss[st], "attention", kind, att)
+            cells += [a, m]
+            row += [_acc(a), _acc(m), _acc(m, "within_pair_acc")]
+        ref = _first(cells)
         if not ref:
             continue
         b = vitb.get(att)
@@ -82,11 +136,9 @@ def attention_md(s: dict, cost: dict | None = None) -> str:
             comp = str(b.get("comparisons", "–"))
         else:
             big, comp = "–", "–"
-        lines.append(f"| {att} | {fmt(a['top1']) if a else '–'} | {fmt(t['top1']) if t else '–'} | "
-                     f"{fmt(t['within_pair_acc']) if t else '–'} | "
-                     f"{ref['params'][0] / 1e3:.0f} k | {1000 * ref['gflops'][0]:.1f} | "
-                     f"{ref['latency_ms'][0]:.1f} | {comp} | {big} |")
-    return "\n".join(lines)
+        rows.append(row + [f"{ref['params'][0] / 1e3:.0f} k", f"{1000 * ref['gflops'][0]:.1f}",
+                           f"{ref['latency_ms'][0]:.1f}", comp, big])
+    return _table(head, rows)
 
 
 def _latency_cell(res: dict | None) -> str:
@@ -189,22 +241,35 @@ def setup_md(records: list[dict], pretrain: list[dict]) -> str:
     for r in records:
         fams.setdefault("TimeSformer" if r["model"].startswith("timesformer") else "TSN/TSM", r)
     recipes = "; ".join(f"{fam}: {r['recipe']['epochs']} epoch(s) at learning rate "
-                        f"{r['recipe']['lr']}" for fam, r in fams.items())
+                        f"{r['recipe']['lr']}, batch {r['recipe'].get('batch_size')}"
+                        for fam, r in fams.items())
     seeds = sorted({r["seed"] for r in records})
+    kinds = {r["kind"] for r in records}
+    vit = next((r["options"] for r in records if r["model"].startswith("timesformer")), None)
     text = (f"Preset `{r0.get('preset')}`. Data: the built-in synthetic datasets, "
             f"{data.get('num_classes')} classes, {data.get('videos_per_class')} videos per class "
             f"({int(100 * data.get('val_fraction', 0.2))} % held out for scoring), "
             f"{data.get('num_frames')}-frame videos of {data.get('size')}x{data.get('size')} "
             f"pixels: `temporal` (Something-Something-like: the class is only in the motion; "
             f"classes come in pairs, each video of the second class a video of the first played "
-            f"backwards) and `appearance` (Kinetics-like: the class is the object's shape and "
+            f"backwards), `appearance` (Kinetics-like: the class is the object's shape and "
             f"colour family, visible in any single frame; position, motion, size and background "
-            f"are random). Clips of {recipe.get('num_frames')} frames (TSN segment sampling), batch "
-            f"{recipe.get('batch_size')}, AdamW (weight decay {recipe.get('weight_decay')}), "
-            f"cosine schedule, multi-scale crop, no flip (it would swap left and right); "
-            f"{recipes}. Seeds {', '.join(map(str, seeds))} (model initialisation and data "
-            f"order; the videos are the same). Scored after the last epoch on the held-out "
-            f"videos, 1 clip x 1 centre crop.")
+            f"are random)")
+    if "objects" in kinds:
+        text += (" and `objects` (Something-Something-like, where what moves matters too: "
+                 "three or four objects in their own lanes, one of which moves; the class is "
+                 "which shape moves and which way, so a model needs both shape features and "
+                 "the order of frames; pairs of time-reversed classes as in `temporal`)")
+    text += (f". Clips of {recipe.get('num_frames')} frames (TSN segment sampling), "
+             f"AdamW (weight decay {recipe.get('weight_decay')}), "
+             f"cosine schedule, multi-scale crop, no flip (it would swap left and right); "
+             f"{recipes}")
+    if vit:
+        text += (f"; the tiny TimeSformer: {vit.get('depth')} blocks of width "
+                 f"{vit.get('embed_dim')}, {vit.get('patch_size')}-pixel patches")
+    text += (f". Seeds {', '.join(map(str, seeds))} (model initialisation and data "
+             f"order; the videos are the same). Scored after the last epoch on the held-out "
+             f"videos, 1 clip x 1 centre crop.")
     if pretrain:
         parts = []
         for r in pretrain:
@@ -215,10 +280,17 @@ def setup_md(records: list[dict], pretrain: list[dict]) -> str:
                          f"frame(s) per clip, {r['top1']:.1f} % top-1 on its "
                          f"{r.get('num_val', '?')} held-out videos (chance "
                          f"{100 / pd.get('num_classes', 8):.1f} %)")
-        text += (" Like the papers (ImageNet initialisation), every video model starts from an "
-                 "image model of its family pretrained once on single frames of a separate "
-                 f"task: {pretrain[0]['recipe']['data']['num_classes']}-shape `appearance` "
-                 f"videos drawn with another seed. " + "; ".join(parts) + ".")
+        pd = pretrain[0]["recipe"]["data"]
+        text += (" **Starts.** *From scratch*: random initialisation. *Pretrained*: like the "
+                 "papers' ImageNet initialisation, the run starts from an image model of its "
+                 "family, pretrained once (shared by every run and seed) on single frames of a "
+                 f"separate {pd['num_classes']}-class image task (`appearance` videos of "
+                 f"{min(pd['num_classes'], 8)} shapes"
+                 + (" x 2 textures" if pd["num_classes"] > 8 else "")
+                 + f", {pd['videos_per_class']} per class, drawn with another seed); "
+                 "TimeSformer's temporal attention starts as a copy of the spatial one, as in "
+                 "the reference code. " + "; ".join(parts) + ". Both starts train with the "
+                 "same recipe and budget.")
     text += (f" Cost: {len(runs)} trainings, {wall / 60:.0f} min of run time in total (two at "
              f"a time) and {cpu / 60:.0f} CPU-minutes, i.e. about {cpu / 120:.0f} min on 2 "
              f"dedicated cores.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from vidcls.repro.experiments import ATTENTIONS, SHIFT_DIVS, fraction_name
-from vidcls.repro.summary import cell
+from vidcls.repro.summary import cell, motion_kind
 
 INCONCLUSIVE = "inconclusive"
 
@@ -52,7 +52,8 @@ def verdict_table1(s: dict) -> list[dict]:
 
 
 def verdict_shift(s: dict) -> list[dict]:
-    curves = {place: [cell(s, "shift", "temporal", f"{place} {fraction_name(2 / d)}")
+    kind = motion_kind(s, "shift")
+    curves = {place: [cell(s, "shift", kind, f"{place} {fraction_name(2 / d)}")
                       for d in SHIFT_DIVS]
               for place in ("inplace", "residual")}
     if not all(c for cs in curves.values() for c in cs):
@@ -101,13 +102,14 @@ def verdict_online(s: dict) -> list[dict]:
 
 
 def verdict_attention(s: dict, num_classes: int = 4) -> list[dict]:
-    cells = {(k, a): cell(s, "attention", k, a) for k in ("appearance", "temporal")
+    motion = motion_kind(s, "attention")
+    cells = {(k, a): cell(s, "attention", k, a) for k in ("appearance", motion)
              for a in ATTENTIONS}
     if not all(cells.values()):
         return [_verdict(None, "attention: not run (or incomplete)")]
     out = []
     chance = 100.0 / num_classes
-    for kind in ("appearance", "temporal"):
+    for kind in ("appearance", motion):
         others = [a for a in ATTENTIONS if a != "space"]
         top = max(others, key=lambda a: cells[(kind, a)]["top1"][0])
         gap, se = _diff(cells[(kind, top)], cells[(kind, "space")])
@@ -123,8 +125,8 @@ def verdict_attention(s: dict, num_classes: int = 4) -> list[dict]:
                                             f"far behind: ≤ max(10, 2 standard errors) = "
                                             f"{tol:.1f})"))
         else:
-            w = cells[("temporal", "space")]["within_pair_acc"][0]
-            out.append(_verdict(gap >= 20.0, f"temporal: best other scheme ({top}) − space = "
+            w = cells[(motion, "space")]["within_pair_acc"][0]
+            out.append(_verdict(gap >= 20.0, f"{kind}: best other scheme ({top}) − space = "
                                              f"{gap:+.1f} ± {se:.1f} points; space within a "
                                              f"pair {w:.1f} % (rule: space far behind, ≥ 20 "
                                              f"points)"))
