@@ -197,11 +197,14 @@ class Trainer:
                 f"data.batch_size or train.global_batch_size")
         self.optimizer = build_optimizer(self.model, t, self.lr)
         self.scheduler = build_scheduler(self.optimizer, t, self.steps_per_epoch, self.lr)
-        # train.precision=auto: bf16 where the device computes it natively, else fp32
-        try:
-            self.precision = resolve_precision(t.precision, self.device)
-        except ValueError as e:
-            raise ConfigError(f"config key train.precision: {e}") from None
+        # train.precision=auto: bf16 where the device computes it natively, else fp32; an
+        # explicit choice is checked by autocast_context below, with the config key's message
+        self.precision = t.precision
+        if t.precision == "auto":
+            try:
+                self.precision = resolve_precision("auto", self.device)
+            except ValueError as e:  # VIDCLS_PRECISION names something this device lacks
+                raise ConfigError(f"config key train.precision: {e}") from None
         fp16 = self.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16) if fp16 else None
         autocast_context(self.device, self.precision)  # validate precision/device early

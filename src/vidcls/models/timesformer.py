@@ -46,6 +46,7 @@ from vidcls.models._registry import register_model
 from vidcls.models._weights import classifier_keys, strip_prefix
 from vidcls.models.attention import VARIANT_STAGES, Attention, grouped_attention
 from vidcls.models.vit_layers import DropPath, Mlp, PatchEmbed, pair
+from vidcls.ops.temporal_shift import in_eager_inference
 
 __all__ = [
     "TimeSformer", "Block", "ATTENTION_TYPES", "resize_pos_embed", "resize_time_embed",
@@ -103,8 +104,7 @@ class Block(nn.Module):
         (exported graphs keep the parameters as they are), and when it would not pay off.
         """
         proj, fc = getattr(self, f"{prefix}_attn").proj, getattr(self, f"{prefix}_fc")
-        if (self.training or torch.is_grad_enabled() or num_tokens <= fc.in_features
-                or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        if self.training or not in_eager_inference() or num_tokens <= fc.in_features:
             return None
         params = (fc.weight, fc.bias, proj.weight, proj.bias)
         device = fc.weight.device.type
@@ -121,7 +121,7 @@ class Block(nn.Module):
 
     def forward(self, cls: Tensor, x: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """cls ``(B, 1, D)``, x ``(B, T, N, D)`` with ``N = grid[0] * grid[1]`` -> same shapes."""
-        if not self.training and _may_update_in_place():
+        if not self.training and in_eager_inference():
             return self._forward_in_place(cls, x, grid)
         for prefix, partition in self.stages:
             dx, _ = grouped_attention(
@@ -164,14 +164,6 @@ class Block(nn.Module):
         cls.add_(dcls)
         tokens.add_(self.mlp(self.norm2(tokens)))
         return cls, x
-
-
-def _may_update_in_place() -> bool:
-    """In-place residual updates are safe when nothing records the graph: no autograd (which
-    saves block inputs for the backward pass), no tracing or compiling (exported graphs keep
-    the functional form)."""
-    return not (torch.is_grad_enabled() or torch.jit.is_tracing()
-                or torch.compiler.is_compiling())
 
 
 def _token_buffer(cls: Tensor, x: Tensor) -> Tensor:

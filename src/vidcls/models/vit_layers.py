@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vidcls.ops.temporal_shift import in_eager_inference
+
 __all__ = ["pair", "DropPath", "Mlp", "PatchEmbed"]
 
 
@@ -49,7 +51,7 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.fc1(x)  # (..., hidden): the largest activation of the block
-        if torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        if not in_eager_inference():
             h = self.act(h)
         else:
             # Inference: nothing needs the pre-activation, so GELU in place saves one

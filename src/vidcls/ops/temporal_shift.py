@@ -36,8 +36,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["temporal_shift", "shift_fold", "is_exporting", "TemporalShift", "SHIFT_MODES",
-           "branch_on_shifted"]
+__all__ = ["temporal_shift", "shift_fold", "is_exporting", "in_eager_inference", "TemporalShift",
+           "SHIFT_MODES", "branch_on_shifted"]
 
 #: accepted values of ``mode`` / ``shift_mode``
 SHIFT_MODES = ("bidirectional", "unidirectional")
@@ -141,6 +141,13 @@ def is_exporting() -> bool:
             or torch.compiler.is_exporting())
 
 
+def in_eager_inference() -> bool:
+    """True when nothing records the computation: no autograd (which saves inputs for the
+    backward pass), no tracing, exporting or compiling (graphs keep the functional form). The
+    one condition under which vidcls updates activations in place."""
+    return not (torch.is_grad_enabled() or is_exporting() or torch.compiler.is_compiling())
+
+
 # ----------------------------------------------------------------------------- public API
 def temporal_shift(x: torch.Tensor, num_frames: int, shift_div: int = 8,
                    bidirectional: bool = True) -> torch.Tensor:
@@ -200,8 +207,7 @@ class TemporalShift(nn.Module):
         """Whether :meth:`shift_in_place` is the faster exact choice for ``x``: inference (no
         autograd, which would need the unshifted input), not tracing or compiling, NCHW
         activations of whole clips."""
-        return (not torch.is_grad_enabled() and not is_exporting()
-                and not torch.compiler.is_compiling() and x.dim() == 4 and x.is_contiguous()
+        return (in_eager_inference() and x.dim() == 4 and x.is_contiguous()
                 and x.shape[0] % self.num_frames == 0 and self.fold > 0)
 
     def shift_in_place(self, x: torch.Tensor) -> torch.Tensor:
