@@ -214,3 +214,44 @@ def test_every_variant_forward_backward(variant, grid):
     for t in [x, cls, *params]:
         assert t.grad is not None and torch.isfinite(t.grad).all()
     assert torch.isfinite(y).all() and x.grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- kernel choice
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("seq_len,masked", [(8, False), (8, True), (50, False), (50, True)])
+def test_matmul_attention_equals_sdpa(dtype, seq_len, masked):
+    """The plain bmm + softmax path (chosen per shape) gives SDPA's values, masks included."""
+    from vidcls.models.attention import Attention
+    torch.manual_seed(0)
+    attn = Attention(32, 4).eval()
+    x = torch.randn(6, seq_len, 32) * 3
+    mask = None
+    if masked:
+        mask = torch.ones(6, 1, 1, seq_len, dtype=torch.bool)
+        mask[:, ..., -3:] = False  # the last three keys are padding
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=dtype == torch.bfloat16):
+        qkv = attn.qkv(x)
+        fast = attn._matmul_attention(qkv, mask)
+        q, k, v = attn._heads(qkv)
+        ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        ref = ref.transpose(1, 2).reshape(6, seq_len, 32)
+    if dtype == torch.float32:
+        torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    else:  # bf16 probabilities (SDPA keeps them in fp32): a few outputs move by one bf16 step
+        torch.testing.assert_close(fast.float(), ref.float(), atol=0.1, rtol=0.05)
+        assert (fast.float() - ref.float()).abs().mean() < 5e-3
+
+
+def test_attention_kernel_choice_per_shape_and_machine_kind(monkeypatch):
+    from vidcls.models import attention as A
+    fp32 = torch.zeros(1, 1, 3)
+    bf16 = fp32.bfloat16()
+    monkeypatch.setattr(A, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert A.use_matmul_attention(fp32, 2352 * 12, 8, 0.0)  # temporal stage: always matmul
+    assert not A.use_matmul_attention(fp32, 96, 197, 0.0)  # spatial fp32: SDPA
+    assert A.use_matmul_attention(bf16, 96, 197, 0.0)  # spatial bf16 without AMX: matmul
+    assert not A.use_matmul_attention(bf16, 12 * 16, 3137, 0.0)  # joint: SDPA, no (L, L)
+    assert not A.use_matmul_attention(fp32, 2352, 8, 0.1)  # attention dropout: SDPA
+    monkeypatch.setattr(A, "cpu_flags", lambda: frozenset({"avx512_bf16", "amx_bf16"}))
+    assert not A.use_matmul_attention(bf16, 96, 197, 0.0)  # AMX: the flash kernel wins
+    assert A.use_matmul_attention(bf16, 2352 * 12, 8, 0.0)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from vidcls.engine.config import ConfigError
+from vidcls.ops.cpu_features import cpu_flags
 
 
 def resolve_device(spec: str | torch.device, local_rank: int = 0, *,
@@ -82,11 +83,7 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
+    flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 

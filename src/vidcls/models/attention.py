@@ -61,6 +61,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidcls.models.inference_linear import InferenceLinear
+from vidcls.ops.cpu_features import cpu_flags
+
 __all__ = [
     "Attention", "Partition", "SEQ", "GROUP", "HALVES", "STRIDE2",
     "JOINT", "FRAME", "TIME", "WIDTH", "HEIGHT", "LOCAL", "GLOBAL", "VARIANT_STAGES",
@@ -87,8 +90,8 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.attn_drop = attn_drop
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = InferenceLinear(dim, dim * 3, bias=qkv_bias)
+        self.proj = InferenceLinear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None, project: bool = True) -> Tensor:
@@ -126,10 +129,10 @@ class Attention(nn.Module):
         # beta=0: the expanded 0-d "input" is never read; the scale rides on the GEMM.
         scores = torch.baddbmm(q.new_zeros(()).expand(S * H, L, L), q, k.transpose(1, 2),
                                beta=0, alpha=hd ** -0.5)  # (S*H, L, L)
+        keep = None
         if attn_mask is not None:
             keep = attn_mask.expand(S, H, L, L).reshape(S * H, L, L)
-            scores = scores.masked_fill(~keep, float("-inf"))
-        out = torch.bmm(_softmax_last(scores), v)  # (S*H, L, hd)
+        out = torch.bmm(_softmax_last(scores, keep), v)  # (S*H, L, hd)
         return out.view(S, H, L, hd).transpose(1, 2).reshape(S, L, H * hd)  # (S, L, D)
 
     def probs(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
@@ -154,26 +157,34 @@ def use_matmul_attention(qkv: Tensor, batch_heads: int, seq_len: int, dropout_p:
 
     On CPU, SDPA's flash kernel is tiled for long sequences. TimeSformer's temporal stage is
     thousands of 8-token sequences, where the tiling is pure overhead (bmm + softmax is 1.5-3x
-    faster in fp32 and bf16), and in bf16 the 197-token spatial stage is also ~2x faster as
-    plain GEMMs (oneDNN's bf16 GEMM is faster than the flash kernel's inner products). Long
-    sequences (joint attention over a clip) keep SDPA, which never stores the score matrix; so
-    do CUDA (its flash kernels win at every shape) and attention dropout in training.
+    faster in fp32 and bf16). The 197-token spatial stage in bf16 depends on the machine kind:
+    with AVX-512-BF16 alone oneDNN's bf16 GEMMs beat the flash kernel's inner products ~2x,
+    with AMX tiles the flash kernel wins (5-20 % of the whole forward pass, measured in the
+    model) because the GEMMs are no longer the bottleneck and the matmul path's score matrix
+    costs more memory traffic than it saves. Long sequences (joint attention over a clip) keep
+    SDPA, which never stores the score matrix; so do CUDA (its flash kernels win at every
+    shape) and attention dropout in training.
     """
     if qkv.device.type != "cpu" or dropout_p > 0.0:
         return False
     if batch_heads * seq_len * seq_len > MATMUL_ATTENTION_MAX_SCORES:
         return False
+    if seq_len <= 32:
+        return True
     reduced = qkv.dtype in (torch.bfloat16, torch.float16)
-    return seq_len <= 32 or (reduced and seq_len <= 512)
+    return reduced and seq_len <= 512 and "amx_bf16" not in cpu_flags()
 
 
-def _softmax_last(scores: Tensor) -> Tensor:
-    """``softmax(scores, -1)`` for ``(S, L, L)`` scores, fast also for short rows.
+def _softmax_last(scores: Tensor, keep: Tensor | None = None) -> Tensor:
+    """``softmax(scores, -1)`` for ``(S, L, L)`` scores (``keep``: bool, False = masked key),
+    fast also for short rows.
 
     The CPU kernel vectorises along the rows it normalises; for the temporal stage's 8-key rows
     (tens of thousands of them) that is per-row overhead, 2-4x slower than normalising the
     transposed ``(L, L, S)`` layout, where every step covers ``S`` rows at once. The two
     transposing copies are tiny (``L * L * S`` elements)."""
+    if keep is not None:
+        scores = scores.masked_fill(~keep, float("-inf"))
     if scores.shape[-1] > 32 or scores.device.type != "cpu":
         return scores.softmax(dim=-1)
     across = scores.permute(1, 2, 0).contiguous()  # (L, L, S): rows side by side

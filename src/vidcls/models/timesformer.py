@@ -33,6 +33,7 @@ parameter names they depend on.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Mapping
 
@@ -45,6 +46,7 @@ from vidcls.models._preprocessing import TIMESFORMER
 from vidcls.models._registry import register_model
 from vidcls.models._weights import classifier_keys, strip_prefix
 from vidcls.models.attention import VARIANT_STAGES, Attention, grouped_attention
+from vidcls.models.inference_linear import InferenceLinear, autocast_dtype
 from vidcls.models.vit_layers import DropPath, Mlp, PatchEmbed, pair
 from vidcls.ops.temporal_shift import in_eager_inference
 
@@ -85,7 +87,7 @@ class Block(nn.Module):
         for prefix, _ in self.stages:
             self.add_module(f"{prefix}_norm1", nn.LayerNorm(dim, eps=norm_eps))
             self.add_module(f"{prefix}_attn", new_attn())
-            self.add_module(f"{prefix}_fc", nn.Linear(dim, dim))
+            self.add_module(f"{prefix}_fc", InferenceLinear(dim, dim))
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self._fused: dict[str, tuple] = {}  # prefix -> (key, (W, b)): see fused_proj_fc
@@ -107,17 +109,27 @@ class Block(nn.Module):
         if self.training or not in_eager_inference() or num_tokens <= fc.in_features:
             return None
         params = (fc.weight, fc.bias, proj.weight, proj.bias)
-        device = fc.weight.device.type
-        autocast = (torch.get_autocast_dtype(device) if torch.amp.is_autocast_available(device)
-                    and torch.is_autocast_enabled(device) else None)
+        autocast = autocast_dtype(fc.weight.device.type)
         key = (autocast, *((t.data_ptr(), t._version) for t in params))
         cached = self._fused.get(prefix)
         if cached is not None and cached[0] == key:
             return cached[1]
-        weight = fc.weight @ proj.weight  # (D, D)
-        bias = torch.addmv(fc.bias, fc.weight, proj.bias)  # (D,)
+        self._fused.pop(prefix, None)
+        # Formed in the parameters' precision, then cast once to what autocast computes in.
+        device = fc.weight.device.type
+        with (torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device)
+              else contextlib.nullcontext()):
+            weight = fc.weight @ proj.weight  # (D, D)
+            bias = torch.addmv(fc.bias, fc.weight, proj.bias)  # (D,)
+        if autocast is not None and weight.is_floating_point():
+            weight, bias = weight.to(autocast), bias.to(autocast)
         self._fused[prefix] = (key, (weight, bias))
         return weight, bias
+
+    def train(self, mode: bool = True):
+        if mode:
+            self._fused.clear()  # a training model holds no inference-only weights
+        return super().train(mode)
 
     def forward(self, cls: Tensor, x: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """cls ``(B, 1, D)``, x ``(B, T, N, D)`` with ``N = grid[0] * grid[1]`` -> same shapes."""
@@ -281,7 +293,7 @@ class TimeSformer(nn.Module):
             for i in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.head_drop = nn.Dropout(dropout)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = InferenceLinear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.reset_parameters()
 
     def get_classifier(self) -> nn.Module:
@@ -291,7 +303,8 @@ class TimeSformer(nn.Module):
         """A new head for ``num_classes`` classes (0: none, ``forward`` returns the cls
         feature), initialised as at construction."""
         self.num_classes = num_classes
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = (InferenceLinear(self.embed_dim, num_classes) if num_classes > 0
+                     else nn.Identity())
         if num_classes > 0:
             nn.init.trunc_normal_(self.head.weight, std=0.02)
             nn.init.zeros_(self.head.bias)
