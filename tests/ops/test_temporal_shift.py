@@ -238,3 +238,52 @@ def test_in_place_shift_gives_a_tsm_the_plain_logits():
     with torch.no_grad():
         fast = model(x)
     assert torch.equal(fast, plain.detach())
+
+
+@pytest.mark.parametrize("mode", ["bidirectional", "unidirectional"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_1x1_conv_on_shifted_channels_last_input_equals_conv_of_the_shift(mode, bias):
+    """channels_last inference: a 1x1 conv after the shift runs as GEMMs over frame-shifted
+    row blocks (no shifted tensor); it must equal conv(shift(x)) for several clips, in fp32
+    and bf16 autocast, and leave x untouched."""
+    from torch import nn
+
+    from vidcls.ops.temporal_shift import branch_on_shifted
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(24, 10, 1, bias=bias)
+    shift = TemporalShift(24, 4, mode, num_frames=3)
+    x = torch.randn(6, 24, 4, 5).contiguous(memory_format=torch.channels_last)
+    before = x.clone()
+    with torch.no_grad():
+        fast = shift.conv1x1_on_shifted(conv, x)
+        assert fast is not None and fast.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(fast, conv(shift(x)), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(branch_on_shifted(conv, shift, x), conv(shift(x)),
+                                   atol=1e-5, rtol=1e-5)
+        assert torch.equal(x, before)
+        xb = x.bfloat16()
+        with torch.autocast("cpu", torch.bfloat16):
+            fast_bf16, ref_bf16 = shift.conv1x1_on_shifted(conv, xb), conv(shift(xb))
+        assert fast_bf16.dtype == ref_bf16.dtype == torch.bfloat16
+        torch.testing.assert_close(fast_bf16.float(), ref_bf16.float(), atol=0.05, rtol=0.05)
+        # Not applicable: NCHW input (shifted in place instead), a strided or 3x3 conv, part
+        # of a clip.
+        assert shift.conv1x1_on_shifted(conv, x.contiguous()) is None
+        assert shift.conv1x1_on_shifted(nn.Conv2d(24, 10, 1, stride=2), x) is None
+        assert shift.conv1x1_on_shifted(nn.Conv2d(24, 10, 3, padding=1), x) is None
+        assert shift.conv1x1_on_shifted(conv, x[:4]) is None
+    assert shift.conv1x1_on_shifted(conv, x) is None  # autograd: the plain path
+
+
+def test_channels_last_tsm_inference_gives_the_plain_logits():
+    from vidcls.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("tsm_resnet50", num_classes=5, num_frames=4).eval()
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(2, 4, 3, 32, 32)
+    plain = model(x)  # autograd on: out-of-place shift, plain convolutions
+    with torch.no_grad():
+        fast = model(x)
+    torch.testing.assert_close(fast, plain.detach(), atol=1e-4, rtol=1e-4)

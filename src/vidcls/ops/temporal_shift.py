@@ -230,6 +230,55 @@ class TemporalShift(nn.Module):
                 x5[:, :1, c0:c1].zero_()
         return saved
 
+    def conv1x1_on_shifted(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+        """``conv(self(x))`` for a 1x1 convolution ``conv`` and channels_last ``x (N*T, C, H,
+        W)`` at inference, without forming the shifted tensor; None where it does not apply.
+
+        Why: in channels_last the moved channels are a strided slice of every pixel, so any
+        shift (in place or not) copies the whole activation or most of it (measured: TSM-R50
+        4-10 % slower than TSN in channels_last, where NCHW shifts in place for 0-3 %). A 1x1
+        convolution is one GEMM over pixels, ``out = X W^T`` with ``X (pixels, C)``; split
+        along the channels it is three GEMMs: the unmoved channels of every frame, plus the
+        first group read from the next frame's rows and the second from the previous frame's,
+        each a strided view of ``X`` (no copy), accumulated into one output. The same
+        multiply-adds; frames with no source frame get nothing, as the zero-filled shift.
+        """
+        if not isinstance(conv, nn.Conv2d) or not self._conv1x1_applies(conv, x):
+            return None
+        NT, C, H, W = x.shape
+        T, fold, rows = self.num_frames, self.fold, H * W
+        dtype = (torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu")
+                 else x.dtype)
+        if x.dtype != dtype:
+            return None
+        weight = conv.weight.view(conv.out_channels, C).to(dtype)  # (C_out, C)
+        bias = None if conv.bias is None else conv.bias.to(dtype)
+        pixels = x.permute(0, 2, 3, 1).reshape(NT * rows, C)  # (N*T*H*W, C): a view (CL)
+        unmoved = 2 * fold if self.bidirectional else fold
+        out = (torch.addmm(bias, pixels[:, unmoved:], weight[:, unmoved:].t()) if bias is not None
+               else torch.mm(pixels[:, unmoved:], weight[:, unmoved:].t()))  # (N*T*H*W, C_out)
+        per_clip = out.view(NT // T, T * rows, -1)  # (N, T*H*W, C_out)
+        clips = pixels.view(NT // T, T * rows, C)  # (N, T*H*W, C)
+        for group, source in enumerate(_sources(self.bidirectional, backward=False)):
+            if source == 0:
+                continue
+            c0, c1 = group * fold, (group + 1) * fold
+            w = weight[:, c0:c1].t()  # (fold, C_out)
+            for n in range(per_clip.shape[0]):
+                if source == 1:  # frame t reads frame t + 1; the last frame reads nothing
+                    per_clip[n, :-rows].addmm_(clips[n, rows:, c0:c1], w)
+                else:  # frame t reads frame t - 1; the first frame reads nothing
+                    per_clip[n, rows:].addmm_(clips[n, :-rows, c0:c1], w)
+        return out.view(NT, H, W, -1).permute(0, 3, 1, 2)  # (N*T, C_out, H, W), channels_last
+
+    def _conv1x1_applies(self, conv: nn.Conv2d, x: torch.Tensor) -> bool:
+        return (in_eager_inference() and x.device.type == "cpu" and x.dim() == 4
+                and x.shape[1] == conv.in_channels and conv.kernel_size == (1, 1)
+                and conv.stride == (1, 1) and conv.padding in ((0, 0), "valid")
+                and conv.groups == 1 and self.fold > 0 and x.shape[0] % self.num_frames == 0
+                and self.num_frames > 1 and x.shape[2] * x.shape[3] > 1 and x.shape[1] > 1
+                and x.is_contiguous(memory_format=torch.channels_last))
+
     @staticmethod
     def undo_shift_in_place(x: torch.Tensor, saved: torch.Tensor) -> None:
         """Put back the channels :meth:`shift_in_place` moved: ``x`` is its input again."""
@@ -242,11 +291,16 @@ class TemporalShift(nn.Module):
 def branch_on_shifted(branch, shift: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``branch(shift(x))`` for a residual block's branch, leaving ``x`` as it was.
 
-    When ``shift`` is a :class:`TemporalShift` that can work in place on ``x`` (inference,
-    NCHW), ``x`` is shifted in place for the duration of ``branch`` (whose first op is a conv
+    When ``branch`` is a 1x1 convolution and ``x`` is channels_last (inference), the shifted
+    input is never formed (:meth:`TemporalShift.conv1x1_on_shifted`). When ``shift`` is a
+    :class:`TemporalShift` that can work in place on ``x`` (inference, NCHW), ``x`` is shifted in place for the duration of ``branch`` (whose first op is a conv
     that reads it once and writes a new tensor) and restored right after, even if ``branch``
     fails; otherwise ``shift`` runs as a module (the identity for TSN, the online caches while
     streaming, the out-of-place shift elsewhere)."""
+    if isinstance(shift, TemporalShift):
+        out = shift.conv1x1_on_shifted(branch, x)
+        if out is not None:
+            return out
     if isinstance(shift, TemporalShift) and shift.can_shift_in_place(x):
         saved = shift.shift_in_place(x)
         try:
