@@ -104,7 +104,9 @@ def test_mlp_inference_path_equals_plain_path_fp32_and_bf16():
             out = mlp(x)
             out_other_shape = mlp(x[:1])  # the buffer is resized, not misused
     assert out.dtype == torch.bfloat16 and out.shape == (2, 7, 32)
-    assert torch.equal(out, ref)
+    # addmm into the buffer vs F.linear: the same bf16 GEMM on this CPU kind; allow one bf16
+    # step where another kind's kernels round differently.
+    torch.testing.assert_close(out.float(), ref.float(), atol=2e-2, rtol=1e-2)
     torch.testing.assert_close(out_other_shape, out[:1], rtol=0, atol=0)
     tanh = Mlp(32, 96).eval()
     tanh.act = nn.GELU(approximate="tanh")
@@ -126,7 +128,7 @@ def test_mlp_scratch_buffer_is_per_thread():
             with torch.no_grad():
                 for _ in range(20):
                     out = mlp(inputs[i])
-                    if not torch.equal(out, expected[i]):
+                    if not torch.allclose(out, expected[i], atol=1e-5, rtol=1e-5):
                         raise AssertionError(f"thread {i} got another thread's values")
             results[i] = True
         except Exception as e:  # noqa: BLE001 - reported below

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 import pytest
 
 from vidcls.repro import timing
@@ -76,7 +77,8 @@ def test_timed_returns_the_result_and_its_seconds():
 
 def test_memory_readings_see_an_allocation():
     assert timing.rss_kb() > 10_000  # python + torch + numpy: tens of MiB
-    assert timing.peak_rss_kb() >= timing.rss_kb()
+    rss = timing.rss_kb()  # read first: RSS may grow between the two reads
+    assert timing.peak_rss_kb() >= rss
     size = 64 * 2**20
 
     def allocate():
@@ -93,3 +95,25 @@ def test_memory_readings_see_an_allocation():
 
 def test_native_bf16_is_a_yes_or_no():
     assert timing.native_bf16() in (True, False)
+
+
+def test_cpu_kind_from_flags(monkeypatch):
+    """The machine kind benchmark sections are kept per comes from the CPU flags (torch says
+    AVX512 for AVX-512, AVX-512-BF16 and AMX alike)."""
+    from vidcls.ops import cpu_features
+
+    for flags, kind in (({"avx2", "avx512f", "amx_bf16", "avx512_bf16"}, "AMX"),
+                        ({"avx2", "avx512f", "avx512_bf16"}, "AVX-512-BF16")):
+        monkeypatch.setattr(cpu_features, "cpu_flags", lambda f=flags: frozenset(f))
+        assert cpu_features.cpu_kind() == kind
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert cpu_features.cpu_kind() == "AVX2"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert cpu_features.cpu_kind() == "AVX-512"
+    assert timing.cpu_kind() == "AVX-512"
+
+
+def test_matmul_peak_is_the_best_of_its_sizes():
+    peak = timing.matmul_peak_gflops(sizes=(64, 128), seconds=0.05)
+    assert peak > 0

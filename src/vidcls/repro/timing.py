@@ -152,7 +152,10 @@ def peak_rss_kb() -> int:
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
+    peak = peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
+    # The kernel folds its per-CPU RSS counters into ru_maxrss lazily, so it can trail the
+    # current RSS by a few pages: the peak is at least what is resident now.
+    return max(peak, rss_kb())
 
 
 def _status_kb(field_name: str) -> int:
