@@ -156,3 +156,24 @@ def test_timesformer_bf16_inference_equals_autocast_of_the_plain_model():
     assert torch.equal(out, again)
     torch.testing.assert_close(out.float(), ref.float(), atol=0.05, rtol=0.05)
     assert out.argmax(-1).tolist() == ref.argmax(-1).tolist()
+
+
+def test_copies_and_pickles_carry_no_cached_weights():
+    import copy
+    import io
+    torch.manual_seed(0)
+    model = TimeSformer(num_classes=5, **TINY).eval()
+    x = torch.randn(2, 4, 3, 32, 32)
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        expected = model(x)
+    assert model.blocks[0].mlp.fc1._cast is not None and model.blocks[0]._fused
+    clone = copy.deepcopy(model)
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    for other in (clone, loaded):
+        assert other.blocks[0].mlp.fc1._cast is None and not other.blocks[0]._fused
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+            assert torch.equal(other(x), expected)
+    assert model.blocks[0].mlp.fc1._cast is not None  # the original keeps its copy

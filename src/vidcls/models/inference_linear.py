@@ -61,3 +61,8 @@ class InferenceLinear(nn.Linear):
         if mode:
             self._cast = None
         return super().train(mode)
+
+    def __getstate__(self):
+        # Pickling or deep-copying a model never carries (or duplicates) the cached copy.
+        state = super().__getstate__()
+        return {**state, "_cast": None}

@@ -131,6 +131,11 @@ class Block(nn.Module):
             self._fused.clear()  # a training model holds no inference-only weights
         return super().train(mode)
 
+    def __getstate__(self):
+        # Pickling or deep-copying a block never carries (or duplicates) the fused weights.
+        state = super().__getstate__()
+        return {**state, "_fused": {}}
+
     def forward(self, cls: Tensor, x: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """cls ``(B, 1, D)``, x ``(B, T, N, D)`` with ``N = grid[0] * grid[1]`` -> same shapes."""
         if not self.training and in_eager_inference():
