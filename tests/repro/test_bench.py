@@ -363,6 +363,20 @@ def test_report_puts_both_starts_side_by_side():
     assert "objects top-1 (%), pretrained" in text and "`objects` data" in text
     assert "the advantage is the protection of pretrained features" in text
     assert "**Starts.**" in text and "16-class image task" in text
+    assert "learn the temporal task and `space` stays far behind" in text
+    assert "not which way" not in text  # within pair 80 %: the direction was learned
+    # right pair but chance within it: the page says the schemes found the moving object only
+    pair_only = _start_records("pretrained", {16: 88, 8: 92, 4: 90, 2: 80},
+                               {16: 80, 8: 75, 4: 70, 2: 60},
+                               {a: 26 if a == "space" else 52 for a in exp.ATTENTIONS})
+    for r in pair_only:
+        if r["experiment"] == "attention" and r["kind"] == "objects" and r["label"] != "space":
+            r["pair_acc"], r["within_pair_acc"] = 100.0, 52.0
+    text = results_markdown(scratch + pair_only + [pre], None, {})
+    assert ("| space-only attention falls far behind on temporal data (TimeSformer, Table 1) "
+            "| *inconclusive* | reproduced |") in text
+    assert "do far better than `space` on the temporal task" in text
+    assert "*which* object moves, not which way" in text and "within it 52 %" in text
     # one start only: the tables as before, one verdict column
     single = tables.shift_md({"scratch": summarize(scratch)})
     assert single.startswith("| channels shifted | in-place top-1 (%) | residual top-1 (%) |")
