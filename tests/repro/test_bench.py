@@ -471,3 +471,13 @@ def test_shift_overhead_times_tsn_and_tsm_in_turn():
     assert r["overhead_pct"]["TSN (no shift)"] == 0.0
     assert r["paired_overhead_pct"]["TSN (no shift)"] == 0.0
     assert all(t > 0 for ts in r["times"].values() for t in ts)
+
+
+def test_setup_names_the_seeds_per_experiment_when_they_differ():
+    from vidcls.repro.tables import _seeds_text
+
+    recs = [{"experiment": e, "seed": s} for e, n in (("shift", 5), ("attention", 3),
+                                                      ("table1", 3)) for s in range(n)]
+    assert _seeds_text(recs, [0, 1, 2, 3, 4]) == "0, 1, 2, 3, 4 for shift; 0, 1, 2 for the others"
+    same = [r for r in recs if r["experiment"] != "shift"]
+    assert _seeds_text(same, [0, 1, 2]) == "0, 1, 2"

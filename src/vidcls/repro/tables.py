@@ -227,6 +227,20 @@ def verdict_lines(vs: list[dict]) -> str:
     return "\n".join(f"- {v['badge']}: {v['text']}" for v in vs)
 
 
+def _seeds_text(records: list[dict], seeds: list[int]) -> str:
+    """``0, 1, 2``, or per experiment where experiments ran different seeds (e.g. a 5-seed
+    follow-up of one table): ``0, 1, 2, 3, 4 for shift; 0, 1, 2 for the others``."""
+    by_exp: dict[str, set[int]] = {}
+    for r in records:
+        by_exp.setdefault(r["experiment"], set()).add(r["seed"])
+    if len({tuple(sorted(v)) for v in by_exp.values()}) <= 1:
+        return ", ".join(map(str, seeds))
+    common = min(by_exp.values(), key=len)
+    more = {e: v for e, v in by_exp.items() if v != common}
+    parts = [f"{', '.join(map(str, sorted(v)))} for {e}" for e, v in more.items()]
+    return "; ".join(parts + [f"{', '.join(map(str, sorted(common)))} for the others"])
+
+
 def setup_md(records: list[dict], pretrain: list[dict]) -> str:
     """What was run: data, recipe, seeds, pretraining and the compute it took."""
     if not records:
@@ -267,7 +281,7 @@ def setup_md(records: list[dict], pretrain: list[dict]) -> str:
     if vit:
         text += (f"; the tiny TimeSformer: {vit.get('depth')} blocks of width "
                  f"{vit.get('embed_dim')}, {vit.get('patch_size')}-pixel patches")
-    text += (f". Seeds {', '.join(map(str, seeds))} (model initialisation and data "
+    text += (f". Seeds {_seeds_text(records, seeds)} (model initialisation and data "
              f"order; the videos are the same). Scored after the last epoch on the held-out "
              f"videos, 1 clip x 1 centre crop.")
     if pretrain:
