@@ -481,3 +481,8 @@ def test_setup_names_the_seeds_per_experiment_when_they_differ():
     assert _seeds_text(recs, [0, 1, 2, 3, 4]) == "0, 1, 2, 3, 4 for shift; 0, 1, 2 for the others"
     same = [r for r in recs if r["experiment"] != "shift"]
     assert _seeds_text(same, [0, 1, 2]) == "0, 1, 2"
+    by_start = ([{"experiment": "attention", "start": "scratch", "seed": s} for s in range(5)]
+                + [{"experiment": "attention", "start": "pretrained", "seed": s} for s in range(3)]
+                + [{"experiment": "table1", "seed": s} for s in range(3)])
+    assert _seeds_text(by_start, list(range(5))) == \
+        "0, 1, 2, 3, 4 for attention from scratch; 0, 1, 2 for the others"

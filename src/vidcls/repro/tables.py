@@ -228,17 +228,27 @@ def verdict_lines(vs: list[dict]) -> str:
 
 
 def _seeds_text(records: list[dict], seeds: list[int]) -> str:
-    """``0, 1, 2``, or per experiment where experiments ran different seeds (e.g. a 5-seed
-    follow-up of one table): ``0, 1, 2, 3, 4 for shift; 0, 1, 2 for the others``."""
-    by_exp: dict[str, set[int]] = {}
+    """``0, 1, 2``, or per experiment (and start) where they ran different seeds (e.g. a
+    5-seed follow-up): ``0, 1, 2, 3, 4 for shift, attention from scratch; 0, 1, 2 for the
+    others``."""
+    by_cell: dict[tuple[str, str], set[int]] = {}
     for r in records:
-        by_exp.setdefault(r["experiment"], set()).add(r["seed"])
-    if len({tuple(sorted(v)) for v in by_exp.values()}) <= 1:
+        by_cell.setdefault((r["experiment"], r.get("start") or "scratch"), set()).add(r["seed"])
+    sets = {tuple(sorted(v)) for v in by_cell.values()}
+    if len(sets) <= 1:
         return ", ".join(map(str, seeds))
-    common = min(by_exp.values(), key=len)
-    more = {e: v for e, v in by_exp.items() if v != common}
-    parts = [f"{', '.join(map(str, sorted(v)))} for {e}" for e, v in more.items()]
-    return "; ".join(parts + [f"{', '.join(map(str, sorted(common)))} for the others"])
+    common = min(sets, key=len)
+    names: dict[tuple[int, ...], list[str]] = {}
+    for exp in dict.fromkeys(e for e, _ in by_cell):
+        starts = {st: tuple(sorted(v)) for (e, st), v in by_cell.items() if e == exp}
+        if len(set(starts.values())) == 1:
+            names.setdefault(next(iter(starts.values())), []).append(exp)
+        else:
+            for st, v in starts.items():
+                names.setdefault(v, []).append(f"{exp} {START_NAMES.get(st, st)}")
+    parts = [f"{', '.join(map(str, v))} for {', '.join(n)}" for v, n in names.items()
+             if v != common]
+    return "; ".join(parts + [f"{', '.join(map(str, common))} for the others"])
 
 
 def setup_md(records: list[dict], pretrain: list[dict]) -> str:
