@@ -159,8 +159,8 @@ def use_matmul_attention(qkv: Tensor, batch_heads: int, seq_len: int, dropout_p:
     thousands of 8-token sequences, where the tiling is pure overhead (bmm + softmax is 1.5-3x
     faster in fp32 and bf16). The 197-token spatial stage in bf16 depends on the machine kind:
     with AVX-512-BF16 alone oneDNN's bf16 GEMMs beat the flash kernel's inner products ~2x,
-    with AMX tiles the flash kernel wins (5-20 % of the whole forward pass, measured in the
-    model) because the GEMMs are no longer the bottleneck and the matmul path's score matrix
+    with AMX tiles the flash kernel wins (4-26 % of the whole forward pass in two runs,
+    measured in the model) because the GEMMs are no longer the bottleneck and the matmul path's score matrix
     costs more memory traffic than it saves. Long sequences (joint attention over a clip) keep
     SDPA, which never stores the score matrix; so do CUDA (its flash kernels win at every
     shape) and attention dropout in training.

@@ -3,8 +3,9 @@
 Why: autocast casts every float32 weight to bf16 (or fp16) again on every forward pass; its
 own cast cache lives for one ``torch.autocast`` region, i.e. one call. For TimeSformer-B that
 is 86 M parameters read (344 MB) and written (172 MB) per clip, pure memory traffic around
-GEMMs that a bf16 CPU (AVX-512-BF16, AMX) finishes quickly: measured 5-20 % of the whole bf16
-forward pass, more on AMX (``benchmarks/bench_timesformer.py``). Casting once and keeping the
+GEMMs that a bf16 CPU (AVX-512-BF16, AMX) finishes quickly: measured ~5 % of the whole bf16
+forward pass on AVX-512-BF16 and 6-7 % together with the MLP's scratch buffer on AMX
+(``benchmarks/bench_timesformer.py``, docs/benchmarks.md). Casting once and keeping the
 copy gives bit-identical results (the same round-to-nearest-even cast) for half the weights'
 memory again, only while autocast inference runs.
 """

@@ -293,18 +293,19 @@ def branch_on_shifted(branch, shift: nn.Module, x: torch.Tensor) -> torch.Tensor
 
     When ``branch`` is a 1x1 convolution and ``x`` is channels_last (inference), the shifted
     input is never formed (:meth:`TemporalShift.conv1x1_on_shifted`). When ``shift`` is a
-    :class:`TemporalShift` that can work in place on ``x`` (inference, NCHW), ``x`` is shifted in place for the duration of ``branch`` (whose first op is a conv
-    that reads it once and writes a new tensor) and restored right after, even if ``branch``
-    fails; otherwise ``shift`` runs as a module (the identity for TSN, the online caches while
-    streaming, the out-of-place shift elsewhere)."""
+    :class:`TemporalShift` that can work in place on ``x`` (inference, NCHW), ``x`` is shifted
+    in place for the duration of ``branch`` (whose first op is a conv that reads it once and
+    writes a new tensor) and restored right after, even if ``branch`` fails; otherwise
+    ``shift`` runs as a module (the identity for TSN, the online caches while streaming, the
+    out-of-place shift elsewhere)."""
     if isinstance(shift, TemporalShift):
         out = shift.conv1x1_on_shifted(branch, x)
         if out is not None:
             return out
-    if isinstance(shift, TemporalShift) and shift.can_shift_in_place(x):
-        saved = shift.shift_in_place(x)
-        try:
-            return branch(x)
-        finally:
-            shift.undo_shift_in_place(x, saved)
+        if shift.can_shift_in_place(x):
+            saved = shift.shift_in_place(x)
+            try:
+                return branch(x)
+            finally:
+                shift.undo_shift_in_place(x, saved)
     return branch(shift(x))
